@@ -1,0 +1,1 @@
+"""Optivex: an open exchange on one machine."""

@@ -1,0 +1,61 @@
+"""Exact prices: doubles on the wire, integers of 0.0001 ("units") inside.
+
+Section 2 of the contract: every price is rounded to the nearest 0.0001, ties
+to even, on the shortest decimal form of the double. Inside the exchange a
+price is an int of units, so nothing is ever accumulated in floats; it turns
+back into a double once, when a message is encoded.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+UNITS_PER_ONE = 10_000
+_QUANTUM = Decimal("0.0001")
+# Past 2**53 units a price no longer survives the trip through a double.
+MAX_UNITS = 2**53 - 1
+INT32_MAX = 2**31 - 1
+_LIMIT = float(MAX_UNITS)
+
+
+def price_to_units(price: float) -> int | None:
+    """Round a wire price to units (ties to even on its shortest repr); None if not finite or too large."""
+    scaled = price * 10000.0
+    if -_LIMIT < scaled < _LIMIT:  # false for nan and inf too
+        nearest = round(scaled)
+        if abs(scaled - nearest) < 0.4999:
+            # Far from a tie: the binary product rounds as the decimal does.
+            return nearest
+    return _price_to_units_exact(price)
+
+
+def _price_to_units_exact(price: float) -> int | None:
+    if not math.isfinite(price):
+        return None
+    try:
+        units = int(Decimal(repr(price)).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN) * UNITS_PER_ONE)
+    except InvalidOperation:
+        return None
+    return units if abs(units) <= MAX_UNITS else None
+
+
+def tick_to_units(tick_size: float) -> int | None:
+    """Exact units of a tick size; None unless it is > 0 with at most 4 decimals."""
+    if not math.isfinite(tick_size) or tick_size <= 0:
+        return None
+    exact = Decimal(repr(tick_size))
+    units = exact * UNITS_PER_ONE
+    if units != units.to_integral_value() or units > MAX_UNITS:
+        return None
+    return int(units)
+
+
+def units_to_price(units: int) -> float:
+    """The double nearest to units / 10000: IEEE division of exact integers rounds correctly."""
+    return units / 10000.0
+
+
+def format_units(units: int) -> str:
+    """Human form of a price in units, e.g. 123456 -> '12.3456'."""
+    return repr(units / 10000.0)
