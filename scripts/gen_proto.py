@@ -25,16 +25,22 @@ PYI_IMPORT = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
 
 def generate(out: pathlib.Path) -> None:
     protos = sorted(p.name for p in PROTO_DIR.glob("*.proto"))
-    cmd = [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_DIR}",
-           f"--python_out={out}", f"--pyi_out={out}", *protos]
+    cmd = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO_DIR}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        *protos,
+    ]
     subprocess.run(cmd, check=True, cwd=PROTO_DIR)
     for path in sorted(out.glob("*_pb2.py*")):
         text = IMPORT.sub(r"from . import \1 as \2", path.read_text())
         path.write_text(HEADER + text)
     names = ", ".join(f'"{p[:-6]}_pb2"' for p in protos)
     (out / "__init__.py").write_text(
-        HEADER + '"""Protobuf messages of every Optivex protocol."""\n\n'
-        f"__all__ = [{names}]\n"
+        HEADER + f'"""Protobuf messages of every Optivex protocol."""\n\n__all__ = [{names}]\n'
     )
 
 

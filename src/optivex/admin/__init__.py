@@ -1,0 +1,1 @@
+"""The admin component: creating instruments and their order books."""

@@ -1,0 +1,1 @@
+"""The component framework: config, users, login, logging, signals, serving."""

@@ -1,0 +1,84 @@
+"""A component's runtime config, validated against the contract's schema."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from optivex.schemas import COMPONENT_CONFIG, load_schema
+
+LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+class ConfigError(Exception):
+    """The config (or a file it names) cannot be used; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """The fields every component reads; `raw` keeps component-specific keys."""
+
+    log_level: int
+    log_directory: Path
+    listen_on: Address
+    data_file_path: Path
+    auth_required: bool
+    connect_to: dict[str, Address] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def target(self, role: str) -> Address:
+        """The address to reach `role` (a component name in connectTo; the only entry also serves)."""
+        if role in self.connect_to:
+            return self.connect_to[role]
+        if len(self.connect_to) == 1:
+            return next(iter(self.connect_to.values()))
+        raise ConfigError(f"connectTo: no entry for {role!r} (have: {', '.join(self.connect_to) or 'none'})")
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    return path or "(top level)"
+
+
+def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
+    """Validate a parsed JSON config and build the ComponentConfig."""
+    validator = jsonschema.Draft202012Validator(load_schema(COMPONENT_CONFIG))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        raise ConfigError(f"field {_where(error)}: {error.message}")
+    return ComponentConfig(
+        log_level=LOG_LEVELS[data["logLevel"]],
+        log_directory=Path(data["logDirectory"]),
+        listen_on=Address(data["listenOn"]["host"], data["listenOn"]["port"]),
+        data_file_path=Path(data["dataFilePath"]),
+        auth_required=data.get("authRequired", default_auth),
+        connect_to={k: Address(v["host"], v["port"]) for k, v in data.get("connectTo", {}).items()},
+        raw=data,
+    )
+
+
+def load_config(path: Path, default_auth: bool = True) -> ComponentConfig:
+    """Read and validate a config file; ConfigError names the file and the field at fault."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config {path} is not JSON: {exc}") from exc
+    try:
+        return parse_config(data, default_auth)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid config {path}: {exc}") from exc

@@ -1,0 +1,123 @@
+"""A blocking client: one socket, one thread, messages in arrival order."""
+
+from __future__ import annotations
+
+import collections
+import socket
+import time
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from optivex.client.session import ClientSession, ConnectionClosed, RequestFailed
+from optivex.proto import common_pb2
+from optivex.protocols import Protocol
+
+M = TypeVar("M", bound=Message)
+DEFAULT_TIMEOUT = 3.0
+
+
+class SyncClient:
+    """Blocking connection to one component.
+
+    `receive()` returns messages in the order they arrived; `request()` sends
+    and returns the response with the same request_id, keeping whatever
+    arrived before it (events) for later `receive()` calls.
+    """
+
+    def __init__(
+        self, host: str, port: int, protocol: Protocol | str, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.session = ClientSession(protocol)
+        self.timeout = timeout
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending: collections.deque[Message] = collections.deque()
+        self.closed = False
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, *messages: Message) -> None:
+        """Send messages in one write; requests without a request_id get one."""
+        session = self.session
+        for message in messages:
+            session.prepare(message)
+        self.sock.sendall(b"".join(session.encode(m) for m in messages))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _read(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no message within the timeout")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 20)
+        except TimeoutError:
+            raise TimeoutError("no message within the timeout") from None
+        except ConnectionError as exc:
+            self.closed = True
+            raise ConnectionClosed(str(exc)) from exc
+        if not data:
+            self.closed = True
+            raise ConnectionClosed("closed by the server")
+        self.pending.extend(self.session.receive(data))
+
+    def receive(self, timeout: float | None = None) -> Message:
+        """The next message, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while not self.pending:
+            self._read(deadline)
+        return self.pending.popleft()
+
+    def receive_as(self, cls: type[M], timeout: float | None = None) -> M:
+        """The next message, which must be a `cls`."""
+        message = self.receive(timeout)
+        if not isinstance(message, cls):
+            raise AssertionError(f"expected {cls.__name__}, got {type(message).__name__}: {message}")
+        return message
+
+    def request(self, message: Message, timeout: float | None = None, check: bool = False) -> Message:
+        """Send a request and return its response; `check` raises RequestFailed on an error."""
+        self.send(message)
+        request_id = message.request_id  # type: ignore[attr-defined]
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        seen = 0
+        while True:
+            while seen < len(self.pending):
+                candidate = self.pending[seen]
+                if self.session.is_response(candidate) and candidate.request_id == request_id:  # type: ignore[attr-defined]
+                    del self.pending[seen]
+                    if check and candidate.error_message:  # type: ignore[attr-defined]
+                        raise RequestFailed(candidate)
+                    return candidate
+                seen += 1
+            self._read(deadline)
+
+    def login(
+        self, username: str, password: str = "", timeout: float | None = None
+    ) -> common_pb2.LoginResponse:
+        """Log in; raises RequestFailed when refused."""
+        response = self.request(common_pb2.LoginRequest(username=username, password=password), timeout, True)
+        assert isinstance(response, common_pb2.LoginResponse)
+        return response
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Read (and drop) messages until the server closes; False on timeout."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        try:
+            while True:
+                self._read(deadline)
+                self.pending.clear()
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            return False

@@ -1,0 +1,186 @@
+"""The order_book protocol over the matching engine (section 3 of the contract).
+
+Requests are translated to calls on `engine.Exchange`; its results become
+the response to the requester and then events to every logged-in connection,
+each event encoded once. No login is needed to send requests (authRequired
+is false), but only logged-in connections receive events: on login they get
+the state of the day first (books, then resting orders in priority order).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from time import time_ns
+
+from optivex.app.component import Component, handles, run_component
+from optivex.app.config import ComponentConfig
+from optivex.app.users import User
+from optivex.engine import BUY, Exchange, Rejected
+from optivex.net import Connection
+from optivex.proto import common_pb2
+from optivex.proto import order_book_pb2 as pb
+from optivex.units import price_to_units, tick_to_units, units_to_price
+from optivex.wire import encode_frame
+
+INVALID_TICK = "invalid tick_size {!r}: it must be > 0 with at most 4 decimals"
+
+
+class OrderBookComponent(Component):
+    """Owns every order book of the day and matches orders by price-time priority."""
+
+    name = "order-book"
+    protocols = ("order_book",)
+    default_auth_required = False
+
+    def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
+        super().__init__(config, users, log)
+        self.exchange = Exchange()
+        self.instruments: dict[int, common_pb2.Instrument] = {}
+
+    @handles(pb.CreateOrderBookRequest)
+    def create_order_book(self, conn: Connection, request: pb.CreateOrderBookRequest) -> None:
+        tick = tick_to_units(request.tick_size)
+        if tick is None:
+            self.reply_error(
+                conn, pb.CREATE_ORDER_BOOK_REQUEST, request, INVALID_TICK.format(request.tick_size)
+            )
+            return
+        instrument = request.instrument if request.HasField("instrument") else None
+        try:
+            book = self.exchange.create_book(tick, instrument.symbol if instrument else None, time_ns())
+        except Rejected as exc:
+            self.reply_error(conn, pb.CREATE_ORDER_BOOK_REQUEST, request, str(exc))
+            return
+        self.reply(
+            conn,
+            pb.CreateOrderBookResponse(
+                request_id=request.request_id, order_book_id=book.book_id, timestamp=book.timestamp
+            ),
+        )
+        if instrument is not None:
+            self.instruments[book.book_id] = instrument
+            self.log.info(
+                "book %d created for %s, tick %s", book.book_id, instrument.symbol, request.tick_size
+            )
+        else:
+            self.log.info("book %d created, tick %s", book.book_id, request.tick_size)
+        self.broadcast(self._book_created(book.book_id, book.tick, book.timestamp))
+
+    @handles(pb.InsertOrderRequest)
+    def insert_order(self, conn: Connection, request: pb.InsertOrderRequest) -> None:
+        timestamp = time_ns()
+        try:
+            order, fills = self.exchange.insert(
+                request.order_book_id,
+                request.side,
+                price_to_units(request.price),
+                request.quantity,
+                request.on_behalf_of_username,
+                timestamp,
+            )
+        except Rejected as exc:
+            self.reply_error(conn, pb.INSERT_ORDER_REQUEST, request, str(exc))
+            return
+        order_id = order.order_id
+        trade_ids = [fill[0] for fill in fills]
+        conn.send(
+            encode_frame(
+                pb.INSERT_ORDER_RESPONSE,
+                pb.InsertOrderResponse(
+                    request_id=request.request_id,
+                    order_id=order_id,
+                    timestamp=timestamp,
+                    trade_ids=trade_ids,
+                    traded_quantity=order.quantity - order.remaining,
+                ).SerializeToString(),
+            )
+        )
+        if not self.subscribers:
+            return
+        book_id = order.book_id
+        side = order.side
+        events = [
+            encode_frame(
+                pb.ON_ORDER_INSERTED,
+                pb.OnOrderInserted(
+                    order_id=order_id,
+                    order_book_id=book_id,
+                    timestamp=timestamp,
+                    side=side,
+                    price=units_to_price(order.price),
+                    quantity=order.quantity,
+                    trade_ids=trade_ids,
+                    username=order.owner,
+                ).SerializeToString(),
+            )
+        ]
+        for trade_id, maker_id, _, price, quantity in fills:
+            buyer, seller = (order_id, maker_id) if side == BUY else (maker_id, order_id)
+            events.append(
+                encode_frame(
+                    pb.ON_TRADE,
+                    pb.OnTrade(
+                        trade_id=trade_id,
+                        order_book_id=book_id,
+                        timestamp=timestamp,
+                        buy_order_id=buyer,
+                        sell_order_id=seller,
+                        price=units_to_price(price),
+                        quantity=quantity,
+                        aggressor_side=side,
+                    ).SerializeToString(),
+                )
+            )
+        self.broadcast_frames(events)
+
+    @handles(pb.CancelOrderRequest)
+    def cancel_order(self, conn: Connection, request: pb.CancelOrderRequest) -> None:
+        timestamp = time_ns()
+        try:
+            self.exchange.cancel(request.order_book_id, request.order_id, timestamp)
+        except Rejected as exc:
+            self.reply_error(conn, pb.CANCEL_ORDER_REQUEST, request, str(exc))
+            return
+        conn.send(
+            encode_frame(
+                pb.CANCEL_ORDER_RESPONSE,
+                pb.CancelOrderResponse(request_id=request.request_id).SerializeToString(),
+            )
+        )
+        self.broadcast(pb.OnOrderCancelled(order_id=request.order_id, cancellation_timestamp=timestamp))
+
+    def on_login(self, conn: Connection) -> None:
+        frames = [
+            self.encode(self._book_created(b.book_id, b.tick, b.timestamp)) for b in self.exchange.books()
+        ]
+        frames.extend(
+            encode_frame(
+                pb.ON_ORDER_INSERTED,
+                pb.OnOrderInserted(
+                    order_id=o.order_id,
+                    order_book_id=o.book_id,
+                    timestamp=o.timestamp,
+                    side=o.side,
+                    price=units_to_price(o.price),
+                    quantity=o.remaining,
+                    username=o.owner,
+                ).SerializeToString(),
+            )
+            for o in self.exchange.resting_orders()
+        )
+        if frames:
+            conn.send(b"".join(frames))
+
+    def _book_created(self, book_id: int, tick: int, timestamp: int) -> pb.OnOrderBookCreated:
+        event = pb.OnOrderBookCreated(
+            order_book_id=book_id, tick_size=units_to_price(tick), timestamp=timestamp
+        )
+        instrument = self.instruments.get(book_id)
+        if instrument is not None:
+            event.instrument.CopyFrom(instrument)
+        return event
+
+
+def main() -> None:
+    sys.exit(run_component(OrderBookComponent))

@@ -1,0 +1,1 @@
+"""The sample component: the smallest service on the Optivex framework."""

@@ -1,0 +1,29 @@
+"""An echo service: copy this file to start a new component.
+
+It speaks the `sample` protocol (proto/sample.proto): after a login,
+EchoRequest(text) is answered with EchoResponse(text). Run it with
+`optivex-sample-app -c configs/sample-app.json`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from optivex.app.component import Component, handles, run_component
+from optivex.net import Connection
+from optivex.proto import sample_pb2
+
+
+class SampleApp(Component):
+    """Echoes text back to logged-in clients."""
+
+    name = "sample-app"
+    protocols = ("sample",)
+
+    @handles(sample_pb2.EchoRequest)
+    def echo(self, conn: Connection, request: sample_pb2.EchoRequest) -> None:
+        self.reply(conn, sample_pb2.EchoResponse(request_id=request.request_id, text=request.text))
+
+
+def main() -> None:
+    sys.exit(run_component(SampleApp))

@@ -1,0 +1,65 @@
+"""Prices as exact integers of 0.0001 (section 2 of the contract)."""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from optivex.units import price_to_units, tick_to_units, units_to_price
+
+
+@pytest.mark.parametrize(
+    ("price", "units"),
+    [
+        (12.3456, 123456),
+        (1.00004, 10000),
+        (1.00005, 10000),  # tie on the decimal form, to even
+        (1.00015, 10002),
+        (100.12345, 1001234),
+        (0.00005, 0),
+        (0.00015, 2),
+        (-1.0, -10000),
+        (0.0, 0),
+    ],
+)
+def test_rounding(price: float, units: int) -> None:
+    assert price_to_units(price) == units
+
+
+@pytest.mark.parametrize("price", [math.nan, math.inf, -math.inf, 1e300])
+def test_unrepresentable_prices(price: float) -> None:
+    assert price_to_units(price) is None
+
+
+@given(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False))
+def test_rounding_agrees_with_decimal_half_even_on_the_shortest_repr(price: float) -> None:
+    expected = int(Decimal(repr(price)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN) * 10000)
+    assert price_to_units(price) == expected
+
+
+@given(st.integers(-(10**14), 10**14))
+def test_units_to_price_is_the_double_of_the_decimal(units: int) -> None:
+    price = units_to_price(units)
+    assert price == float(str(Decimal(units) / 10000))
+    assert price_to_units(price) == units
+
+
+def test_sent_price_is_the_shortest_decimal() -> None:
+    assert repr(units_to_price(123456)) == "12.3456"
+
+
+@pytest.mark.parametrize(
+    ("tick", "units"),
+    [(0.01, 100), (0.0001, 1), (1.0, 10000), (2.5, 25000), (0.0005, 5)],
+)
+def test_valid_ticks(tick: float, units: int) -> None:
+    assert tick_to_units(tick) == units
+
+
+@pytest.mark.parametrize("tick", [0.0, -0.01, 0.00001, 0.1 + 0.2, 0.00015, math.nan, math.inf])
+def test_invalid_ticks_are_rejected_not_rounded(tick: float) -> None:
+    assert tick_to_units(tick) is None
