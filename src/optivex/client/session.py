@@ -39,7 +39,7 @@ class ClientSession:
         request_id: int = getattr(message, "request_id", 0)
         if request_id == 0 and hasattr(message, "request_id"):
             request_id = self.next_request_id()
-            message.request_id = request_id  # type: ignore[attr-defined]
+            message.request_id = request_id
         return request_id
 
     def encode(self, message: Message) -> bytes:

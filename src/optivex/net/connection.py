@@ -2,7 +2,9 @@
 
 Incoming bytes go through the sans-I/O FrameDecoder and each frame is handed
 to a FrameHandler. Outgoing frames are queued and written together: one
-``transport.write`` per event-loop iteration, however many frames were sent.
+``transport.write`` per read for the connection that sent the requests, and
+one per event-loop iteration for every other connection, however many frames
+were queued for it.
 
 Output bound (the slow-consumer policy). A peer that does not read its data
 must neither grow our memory without limit nor delay anyone else:
@@ -88,6 +90,11 @@ class Connection(asyncio.Protocol):
             if self.closed:
                 return
             handler.frame_received(self, msg_type, payload)
+        if self._out:
+            # Answer the requester now rather than on the next loop iteration:
+            # a round trip is one write shorter. Other connections' queued
+            # frames still go out together on the scheduled flush.
+            self.flush()
 
     def eof_received(self) -> bool:
         return False  # close our side too

@@ -107,7 +107,7 @@ class OrderBookComponent(Component):
                     order_id=order_id,
                     order_book_id=book_id,
                     timestamp=timestamp,
-                    side=side,
+                    side=side,  # type: ignore[arg-type]  # stubs want the enum wrapper; ints are fine
                     price=units_to_price(order.price),
                     quantity=order.quantity,
                     trade_ids=trade_ids,
@@ -128,7 +128,7 @@ class OrderBookComponent(Component):
                         sell_order_id=seller,
                         price=units_to_price(price),
                         quantity=quantity,
-                        aggressor_side=side,
+                        aggressor_side=side,  # type: ignore[arg-type]
                     ).SerializeToString(),
                 )
             )
@@ -161,7 +161,7 @@ class OrderBookComponent(Component):
                     order_id=o.order_id,
                     order_book_id=o.book_id,
                     timestamp=o.timestamp,
-                    side=o.side,
+                    side=o.side,  # type: ignore[arg-type]
                     price=units_to_price(o.price),
                     quantity=o.remaining,
                     username=o.owner,

@@ -1,0 +1,218 @@
+"""The order-book component over loopback TCP: pipelined throughput and round trips.
+
+Starts the order book through the deployment runner (a real process, as in
+the system tests) and logs in two listener processes that receive every
+event (they split the stream into frames and count them). Then:
+
+1. pipelined: one client keeps two windows of requests in flight: each window
+   inserts new orders (about 5% of them marketable) and cancels the orders
+   the window before last inserted. Reports requests/s (inserts + cancels),
+   measured from the first send until the listeners have received every
+   event, so fan-out is included.
+2. round trip: one client sends one insert at a time and waits for its
+   response (each order is cancelled afterwards, untimed, so the book stays
+   small). Reports p50/p90/p99/max in microseconds.
+
+    uv run python benchmarks/orderbook_tcp.py [--windows 200] [--window 1000] [--round-trips 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import socket
+import tempfile
+import time
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+
+from optivex.client import ClientSession, SyncClient
+from optivex.deploy import Deployment, default_deployment_path, load_deployment
+from optivex.proto import common_pb2
+from optivex.proto import order_book_pb2 as pb
+from optivex.wire import FrameDecoder
+
+BUY, SELL = 0, 1
+
+
+def listen(port: int, ready: Pipe, counts: Pipe) -> None:
+    """Log in, then count event frames until told to stop; report counts when asked."""
+    session = ClientSession("order_book")
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.sendall(session.encode(common_pb2.LoginRequest(request_id=1, username="listener")))
+    decoder = FrameDecoder()
+    frames = 0
+    sock.settimeout(0.05)
+    ready.send(True)
+    while True:
+        try:
+            data = sock.recv(1 << 20)
+        except TimeoutError:
+            data = b""
+        if data:
+            frames += len(decoder.feed(data))
+        if counts.poll():
+            request = counts.recv()
+            if request == "stop":
+                break
+            counts.send(frames)
+    sock.close()
+
+
+class Listeners:
+    def __init__(self, port: int, count: int = 2) -> None:
+        count = int(__import__("os").environ.get("NLISTEN", count))
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes: list[Pipe] = []
+        self.procs = []
+        for _ in range(count):
+            ready_r, ready_w = ctx.Pipe(duplex=False)
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=listen, args=(port, ready_w, theirs), daemon=True)
+            proc.start()
+            ready_r.recv()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+
+    def counts(self) -> list[int]:
+        for pipe in self.pipes:
+            pipe.send("count")
+        return [pipe.recv() for pipe in self.pipes]
+
+    def wait_for(self, frames: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while min(self.counts(), default=frames) < frames:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"listeners saw {self.counts()} of {frames} frames")
+            time.sleep(0.001)
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            pipe.send("stop")
+        for proc in self.procs:
+            proc.join(2)
+
+
+def insert(rng: random.Random, book: int, marketable: bool) -> pb.InsertOrderRequest:
+    side = rng.choice((BUY, SELL))
+    if marketable:
+        price = 100.5 + rng.randint(0, 5) * 0.01 if side == BUY else 99.5 - rng.randint(0, 5) * 0.01
+    else:
+        price = 99.9 - rng.randint(0, 49) * 0.01 if side == BUY else 100.1 + rng.randint(0, 49) * 0.01
+    return pb.InsertOrderRequest(
+        order_book_id=book,
+        side=side,
+        price=round(price, 2),
+        quantity=rng.randint(1, 10),
+        on_behalf_of_username="bench",
+    )
+
+
+def pipelined(client: SyncClient, listeners: Listeners, book: int, windows: int, window: int) -> None:
+    """Windows i and i+1 in flight; window i+2 (sent once i is answered) cancels what i left resting."""
+    rng = random.Random(7)
+    session = client.session
+    request_id = 0
+    sizes: list[int] = []  # requests per window sent
+    resting: list[list[int]] = []  # per answered window: order ids left resting
+    base = min(listeners.counts(), default=0)
+    events = 0
+
+    def send_window(cancel: list[int]) -> None:
+        nonlocal request_id
+        frames = []
+        for order_id in cancel:
+            request_id += 1
+            frames.append(
+                session.encode(
+                    pb.CancelOrderRequest(request_id=request_id, order_book_id=book, order_id=order_id)
+                )
+            )
+        for _ in range(window - len(cancel)):
+            request_id += 1
+            message = insert(rng, book, rng.random() < 0.05)
+            message.request_id = request_id
+            frames.append(session.encode(message))
+        client.sock.sendall(b"".join(frames))
+        sizes.append(len(frames))
+
+    start = time.perf_counter()
+    send_window([])
+    send_window([])
+    for index in range(windows):
+        left: list[int] = []
+        for _ in range(sizes[index]):
+            message = client.receive()
+            if isinstance(message, pb.InsertOrderResponse):
+                assert not message.error_message, message.error_message
+                events += 1 + len(message.trade_ids)
+                if message.traded_quantity == 0:
+                    left.append(message.order_id)
+            else:
+                assert isinstance(message, pb.CancelOrderResponse)
+                events += 0 if message.error_message else 1  # a marketable order may have filled it
+        resting.append(left)
+        if index + 2 < windows:
+            send_window(left)
+    listeners.wait_for(base + events)
+    elapsed = time.perf_counter() - start
+    sent = sum(sizes[:windows])
+    print(
+        f"pipelined: {sent:,} requests (inserts and cancels) in {elapsed:.3f} s = "
+        f"{sent / elapsed:,.0f} requests/s, {events:,} events to each of {len(listeners.pipes)} listeners"
+    )
+
+
+def round_trips(client: SyncClient, listeners: Listeners, book: int, count: int) -> None:
+    rng = random.Random(11)
+    latencies = []
+    base = min(listeners.counts(), default=0)
+    events = 0
+    for i in range(count + 1000):
+        msg = insert(rng, book, False)
+        t0 = time.perf_counter_ns()
+        response = client.request(msg)
+        t1 = time.perf_counter_ns()
+        assert isinstance(response, pb.InsertOrderResponse) and not response.error_message
+        if i >= 1000:  # warm-up excluded
+            latencies.append((t1 - t0) / 1000)
+        client.request(pb.CancelOrderRequest(order_book_id=book, order_id=response.order_id))
+        events += 2
+    listeners.wait_for(base + events)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
+
+    print(
+        f"round trip (insert, one at a time, {count:,} samples): p50 {pct(50):.0f} us, "
+        f"p90 {pct(90):.0f} us, p99 {pct(99):.0f} us, max {latencies[-1]:.0f} us"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=200)
+    parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--round-trips", type=int, default=20000)
+    args = parser.parse_args()
+    config = load_deployment(default_deployment_path())
+    specs = [config.provider("order_book")]
+    with tempfile.TemporaryDirectory() as tmp, Deployment(specs, Path(tmp)).start() as deployment:
+        host, port = deployment.address("order_book")
+        listeners = Listeners(port)
+        try:
+            client = SyncClient(host, port, "order_book", timeout=30)
+            created = client.request(pb.CreateOrderBookRequest(tick_size=0.01))
+            assert isinstance(created, pb.CreateOrderBookResponse)
+            book = created.order_book_id
+            pipelined(client, listeners, book, args.windows, args.window)
+            round_trips(client, listeners, book, args.round_trips)
+        finally:
+            listeners.stop()
+
+
+if __name__ == "__main__":
+    main()

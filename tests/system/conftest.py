@@ -1,0 +1,52 @@
+"""System-test fixtures: a fresh deployment per test, through the deployment runner.
+
+Each test is one trading day against real component processes on 127.0.0.1.
+When a test fails, the logs of its components are attached to the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from optivex.client import SyncClient
+from optivex.deploy import Deployment, start_suite
+
+from .helpers import Exchange
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call" and report.failed:
+        for deployment in getattr(item, "_deployments", ()):
+            report.sections.append(("component logs", deployment.logs()))
+    return report
+
+
+@pytest.fixture
+def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], Deployment]]:
+    """Start the deployment of a suite (`deploy("order_book")`); stopped after the test."""
+    started: list[Deployment] = []
+    request.node._deployments = started
+
+    def start(suite: str) -> Deployment:
+        deployment = start_suite(suite, tmp_path / f"deployment{len(started)}")
+        started.append(deployment)
+        return deployment
+
+    yield start
+    for deployment in started:
+        deployment.stop()
+
+
+@pytest.fixture
+def exchange(deploy: Callable[[str], Deployment]) -> Iterator[Exchange]:
+    """The order_book suite's deployment (order book + admin) with client helpers."""
+    with Exchange(deploy("order_book")) as ex:
+        yield ex
+
+
+__all__ = ["SyncClient"]

@@ -1,0 +1,103 @@
+"""Client helpers for system tests: connect, log in, create instruments, place orders."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from optivex.client import SyncClient
+from optivex.deploy import ADMIN_USER, Deployment
+from optivex.proto import admin_pb2, common_pb2
+from optivex.proto import order_book_pb2 as ob
+
+TIMEOUT = 3.0
+"""What the contract's system tests allow for each expected message."""
+
+
+class Exchange:
+    """A running deployment and the clients a test opened on it (closed at the end)."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.clients: list[SyncClient] = []
+
+    def __enter__(self) -> Exchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self.clients:
+            client.close()
+
+    def connect(self, protocol: str, login: str | None = None, password: str | None = None) -> SyncClient:
+        """A client of `protocol`; logged in as `login` (password = username by default) if given."""
+        host, port = self.deployment.address(protocol)
+        client = SyncClient(host, port, protocol, timeout=TIMEOUT)
+        self.clients.append(client)
+        if login is not None:
+            client.login(login, login if password is None else password)
+        return client
+
+    def raw_socket(self, protocol: str) -> socket.socket:
+        host, port = self.deployment.address(protocol)
+        sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        return sock
+
+    def order_book(self, login: str | None = None) -> SyncClient:
+        return self.connect("order_book", login, "")
+
+    def admin(self, user: str = ADMIN_USER.username) -> SyncClient:
+        return self.connect("admin", user)
+
+    def create_instrument(self, symbol: str, tick_size: float = 0.01, **fields: Any) -> int:
+        """Create an instrument through admin; return its order_book_id."""
+        admin = getattr(self, "_admin", None) or self.admin()
+        self._admin = admin
+        response = admin.request(
+            admin_pb2.CreateInstrumentRequest(
+                instrument=common_pb2.Instrument(symbol=symbol, **fields), tick_size=tick_size
+            ),
+            check=True,
+        )
+        assert isinstance(response, admin_pb2.CreateInstrumentResponse)
+        return response.order_book_id
+
+    def create_book(self, tick_size: float = 0.01) -> int:
+        """Create a bare book directly on the order book."""
+        client = getattr(self, "_ob", None) or self.order_book()
+        self._ob = client
+        response = client.request(ob.CreateOrderBookRequest(tick_size=tick_size), check=True)
+        assert isinstance(response, ob.CreateOrderBookResponse)
+        return response.order_book_id
+
+
+def insert(
+    client: SyncClient, book: int, side: int, price: float, quantity: int, user: str = ""
+) -> ob.InsertOrderResponse:
+    """Insert an order and return its response (which may carry an error)."""
+    response = client.request(
+        ob.InsertOrderRequest(
+            order_book_id=book, side=side, price=price, quantity=quantity, on_behalf_of_username=user
+        )
+    )
+    assert isinstance(response, ob.InsertOrderResponse)
+    return response
+
+
+def cancel(client: SyncClient, book: int, order_id: int) -> ob.CancelOrderResponse:
+    response = client.request(ob.CancelOrderRequest(order_book_id=book, order_id=order_id))
+    assert isinstance(response, ob.CancelOrderResponse)
+    return response
+
+
+def drain_until_quiet(client: SyncClient, timeout: float = 0.3) -> list[Any]:
+    """Every message that arrives until none has come for `timeout` seconds (for "nothing more" checks)."""
+    out = []
+    while True:
+        try:
+            out.append(client.receive(timeout))
+        except TimeoutError:
+            return out
+
+
+BUY = common_pb2.BUY
+SELL = common_pb2.SELL
