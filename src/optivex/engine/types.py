@@ -1,0 +1,149 @@
+"""Engine data types: sides, orders, fills, book descriptions and the rejection error.
+
+Everything here is plain data of integers: prices are ints of 0.0001 "units"
+(see ``optivex.units``), quantities ints, timestamps int nanoseconds.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Final, NamedTuple, TypeAlias
+
+BUY: Final = 0
+"""The buy side, as a plain int (the hot path compares ints)."""
+SELL: Final = 1
+"""The sell side, as a plain int."""
+
+
+class Side(IntEnum):
+    """The two sides, for readability; values equal ``BUY``/``SELL`` and the protobuf enum."""
+
+    BUY = 0
+    SELL = 1
+
+
+class Order:
+    """One limit order of one book.
+
+    ``quantity`` is the original quantity; ``remaining`` what is still open:
+    while the order rests it is the resting quantity, once fully filled it is
+    0, and once cancelled it keeps the quantity that the cancel removed (so
+    ``quantity - remaining`` is always the traded quantity).
+
+    The engine builds orders itself (``Order()`` then plain stores: a Python
+    ``__init__`` call costs more than the stores); use ``Order.create`` elsewhere.
+    ``_prev``/``_next``/``_level`` belong to the book holding the order: its
+    neighbours in the price level's FIFO (``None`` once the order left the
+    book, so a dead order pins nothing) and that level (left stale: an empty
+    level pins nothing either).
+    """
+
+    __slots__ = (
+        "_level",
+        "_next",
+        "_prev",
+        "book_id",
+        "order_id",
+        "owner",
+        "price",
+        "quantity",
+        "remaining",
+        "side",
+        "timestamp",
+    )
+
+    order_id: int
+    book_id: int
+    side: int
+    price: int
+    quantity: int
+    remaining: int
+    owner: str
+    timestamp: int
+    _prev: Order | None
+    _next: Order | None
+    _level: Level | None
+
+    @classmethod
+    def create(
+        cls,
+        order_id: int,
+        book_id: int,
+        side: int,
+        price: int,
+        quantity: int,
+        owner: str,
+        timestamp: int,
+        remaining: int | None = None,
+    ) -> Order:
+        """A new order outside any book (``remaining`` defaults to ``quantity``)."""
+        order = cls()
+        order.order_id = order_id
+        order.book_id = book_id
+        order.side = side
+        order.price = price
+        order.quantity = quantity
+        order.remaining = quantity if remaining is None else remaining
+        order.owner = owner
+        order.timestamp = timestamp
+        order._prev = order._next = order._level = None
+        return order
+
+    @property
+    def traded(self) -> int:
+        """Quantity traded so far."""
+        return self.quantity - self.remaining
+
+    def __repr__(self) -> str:
+        return (
+            f"Order(id={self.order_id}, book={self.book_id}, side={'BUY' if self.side == BUY else 'SELL'}, "
+            f"price={self.price}, quantity={self.quantity}, remaining={self.remaining}, "
+            f"owner={self.owner!r}, timestamp={self.timestamp})"
+        )
+
+
+class Level:
+    """One price level of a book (internal to ``OrderBook``): a linked FIFO of orders and their total."""
+
+    __slots__ = ("head", "qty", "tail")
+
+    def __init__(self, order: Order, qty: int) -> None:
+        self.head: Order | None = order
+        self.tail: Order | None = order
+        self.qty = qty
+
+
+Fill: TypeAlias = tuple[int, int, str, int, int]
+"""One trade caused by an incoming order, as a plain tuple (cheapest to build):
+``(trade_id, maker_order_id, maker_owner, price, quantity)``.
+
+``price`` is the resting (maker) order's price in units. The taker is the
+order that ``insert`` returned alongside the fills; the aggressor side is its
+side. Unpack it: ``trade_id, maker_id, maker_owner, price, qty = fill``.
+"""
+
+FILL_TRADE_ID: Final = 0
+FILL_MAKER_ORDER_ID: Final = 1
+FILL_MAKER_OWNER: Final = 2
+FILL_PRICE: Final = 3
+FILL_QUANTITY: Final = 4
+
+
+class BookInfo(NamedTuple):
+    """One book of the day: its id, tick (units), instrument symbol (or None), creation time."""
+
+    book_id: int
+    tick: int
+    symbol: str | None
+    timestamp: int
+
+
+class Rejected(Exception):
+    """A request the engine refused; ``message`` (also ``str(exc)``) is the human-readable reason.
+
+    A rejected request changed nothing.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
