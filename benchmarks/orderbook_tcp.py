@@ -25,6 +25,8 @@ import socket
 import tempfile
 import time
 from multiprocessing.connection import Connection as Pipe
+from multiprocessing.process import BaseProcess
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 from optivex.client import ClientSession, SyncClient
@@ -33,65 +35,53 @@ from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.wire import FrameDecoder
 
-BUY, SELL = 0, 1
+BUY, SELL = common_pb2.BUY, common_pb2.SELL
 
 
-def listen(port: int, ready: Pipe, counts: Pipe) -> None:
-    """Log in, then count event frames until told to stop; report counts when asked."""
+def listen(port: int, ready: Pipe, frames: Synchronized[int]) -> None:
+    """Log in, then count frames as they arrive (blocking reads, like a real consumer)."""
     session = ClientSession("order_book")
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(session.encode(common_pb2.LoginRequest(request_id=1, username="listener")))
     decoder = FrameDecoder()
-    frames = 0
-    sock.settimeout(0.05)
+    count = 0
     ready.send(True)
-    while True:
-        try:
-            data = sock.recv(1 << 20)
-        except TimeoutError:
-            data = b""
-        if data:
-            frames += len(decoder.feed(data))
-        if counts.poll():
-            request = counts.recv()
-            if request == "stop":
-                break
-            counts.send(frames)
-    sock.close()
+    while data := sock.recv(1 << 20):
+        count += len(decoder.feed(data))
+        frames.value = count
 
 
 class Listeners:
-    def __init__(self, port: int, count: int = 2) -> None:
-        count = int(__import__("os").environ.get("NLISTEN", count))
+    """Logged-in clients in processes of their own, each receiving every event."""
+
+    def __init__(self, port: int, count: int) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self.pipes: list[Pipe] = []
-        self.procs = []
+        self.frames: list[Synchronized[int]] = []
+        self.procs: list[BaseProcess] = []
         for _ in range(count):
             ready_r, ready_w = ctx.Pipe(duplex=False)
-            mine, theirs = ctx.Pipe()
-            proc = ctx.Process(target=listen, args=(port, ready_w, theirs), daemon=True)
+            frames = ctx.Value("q", 0, lock=False)
+            proc = ctx.Process(target=listen, args=(port, ready_w, frames), daemon=True)
             proc.start()
             ready_r.recv()
-            self.pipes.append(mine)
+            self.frames.append(frames)
             self.procs.append(proc)
 
     def counts(self) -> list[int]:
-        for pipe in self.pipes:
-            pipe.send("count")
-        return [pipe.recv() for pipe in self.pipes]
+        return [f.value for f in self.frames]
 
     def wait_for(self, frames: int, timeout: float = 60.0) -> None:
+        """Until every listener has received `frames` frames (polling: this is the benchmark's clock)."""
         deadline = time.monotonic() + timeout
         while min(self.counts(), default=frames) < frames:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"listeners saw {self.counts()} of {frames} frames")
-            time.sleep(0.001)
+            time.sleep(0.0005)
 
     def stop(self) -> None:
-        for pipe in self.pipes:
-            pipe.send("stop")
         for proc in self.procs:
+            proc.terminate()
             proc.join(2)
 
 
@@ -161,7 +151,7 @@ def pipelined(client: SyncClient, listeners: Listeners, book: int, windows: int,
     sent = sum(sizes[:windows])
     print(
         f"pipelined: {sent:,} requests (inserts and cancels) in {elapsed:.3f} s = "
-        f"{sent / elapsed:,.0f} requests/s, {events:,} events to each of {len(listeners.pipes)} listeners"
+        f"{sent / elapsed:,.0f} requests/s, {events:,} events to each of {len(listeners.procs)} listeners"
     )
 
 
@@ -197,12 +187,13 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=200)
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--round-trips", type=int, default=20000)
+    parser.add_argument("--listeners", type=int, default=2, help="logged-in clients receiving every event")
     args = parser.parse_args()
     config = load_deployment(default_deployment_path())
     specs = [config.provider("order_book")]
     with tempfile.TemporaryDirectory() as tmp, Deployment(specs, Path(tmp)).start() as deployment:
         host, port = deployment.address("order_book")
-        listeners = Listeners(port)
+        listeners = Listeners(port, args.listeners)
         try:
             client = SyncClient(host, port, "order_book", timeout=30)
             created = client.request(pb.CreateOrderBookRequest(tick_size=0.01))

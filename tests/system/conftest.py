@@ -6,19 +6,20 @@ When a test fails, the logs of its components are attached to the report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from optivex.client import SyncClient
 from optivex.deploy import Deployment, start_suite
 
 from .helpers import Exchange
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call" and report.failed:
         for deployment in getattr(item, "_deployments", ()):
@@ -47,6 +48,3 @@ def exchange(deploy: Callable[[str], Deployment]) -> Iterator[Exchange]:
     """The order_book suite's deployment (order book + admin) with client helpers."""
     with Exchange(deploy("order_book")) as ex:
         yield ex
-
-
-__all__ = ["SyncClient"]

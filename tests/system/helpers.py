@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, cast
 
 from optivex.client import SyncClient
 from optivex.deploy import ADMIN_USER, Deployment
@@ -76,7 +76,11 @@ def insert(
     """Insert an order and return its response (which may carry an error)."""
     response = client.request(
         ob.InsertOrderRequest(
-            order_book_id=book, side=side, price=price, quantity=quantity, on_behalf_of_username=user
+            order_book_id=book,
+            side=cast(common_pb2.Side, side),  # tests send invalid sides too
+            price=price,
+            quantity=quantity,
+            on_behalf_of_username=user,
         )
     )
     assert isinstance(response, ob.InsertOrderResponse)
@@ -101,3 +105,15 @@ def drain_until_quiet(client: SyncClient, timeout: float = 0.3) -> list[Any]:
 
 BUY = common_pb2.BUY
 SELL = common_pb2.SELL
+
+
+__all__ = [
+    "BUY",
+    "SELL",
+    "TIMEOUT",
+    "Exchange",
+    "SyncClient",
+    "cancel",
+    "drain_until_quiet",
+    "insert",
+]

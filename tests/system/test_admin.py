@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from .helpers import TIMEOUT, Exchange, SyncClient
 
 
 def create(
-    client: SyncClient, symbol: str, tick: float = 0.01, **fields: object
+    client: SyncClient, symbol: str, tick: float = 0.01, **fields: Any
 ) -> admin_pb2.CreateInstrumentResponse:
     response = client.request(
         admin_pb2.CreateInstrumentRequest(

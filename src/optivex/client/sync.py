@@ -87,8 +87,8 @@ class SyncClient:
 
     def request(self, message: Message, timeout: float | None = None, check: bool = False) -> Message:
         """Send a request and return its response; `check` raises RequestFailed on an error."""
-        self.send(message)
-        request_id = message.request_id  # type: ignore[attr-defined]
+        request_id = self.session.prepare(message)
+        self.sock.sendall(self.session.encode(message))
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         seen = 0
         while True:
