@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from optivex.schemas import COMPONENT_CONFIG, load_schema
+from optivex.schemas import COMPONENT_CONFIG, schema_error
 
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
 
@@ -46,17 +44,23 @@ class ComponentConfig:
         raise ConfigError(f"connectTo: no entry for {role!r} (have: {', '.join(self.connect_to) or 'none'})")
 
 
-def _where(error: jsonschema.ValidationError) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
-    return path or "(top level)"
+def read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; ConfigError says "cannot read <what> <path>: ..." or that it is not JSON."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not JSON: {exc}") from exc
 
 
 def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
     """Validate a parsed JSON config and build the ComponentConfig."""
-    validator = jsonschema.Draft202012Validator(load_schema(COMPONENT_CONFIG))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error = schema_error(COMPONENT_CONFIG, data)
     if error is not None:
-        raise ConfigError(f"field {_where(error)}: {error.message}")
+        raise ConfigError(error)
     return ComponentConfig(
         log_level=LOG_LEVELS[data["logLevel"]],
         log_directory=Path(data["logDirectory"]),
@@ -70,14 +74,7 @@ def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
 
 def load_config(path: Path, default_auth: bool = True) -> ComponentConfig:
     """Read and validate a config file; ConfigError names the file and the field at fault."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"config {path} is not JSON: {exc}") from exc
+    data = read_json(path, "config")
     try:
         return parse_config(data, default_auth)
     except ConfigError as exc:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from optivex.app.users import User
 from optivex.deploy.config import ComponentSpec, DeploymentConfig, default_deployment_path, load_deployment
 from optivex.deploy.errors import DeploymentError
 from optivex.deploy.runner import (
@@ -14,7 +15,6 @@ from optivex.deploy.runner import (
     DEFAULT_USERS,
     Deployment,
     RunningComponent,
-    User,
     console_script,
     start_suite,
 )

@@ -9,11 +9,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
+from optivex.app.config import ConfigError, read_json
 from optivex.deploy.errors import DeploymentError
 from optivex.deploy.topology import SUITE_DEPENDENCIES
-from optivex.schemas import COMPONENT_CONFIG, DEPLOYMENT_CONFIG, load_schema
+from optivex.schemas import COMPONENT_CONFIG, DEPLOYMENT_CONFIG, schema_error
 
 DEPLOYMENT_FILE = "deployment_config.json"
 STANDALONE_PROTOCOLS = frozenset({"order_book"})
@@ -77,17 +76,12 @@ def default_deployment_path() -> Path:
     return Path(str(resources.files(__package__).joinpath(DEPLOYMENT_FILE)))
 
 
-def _where(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
-
-
 def parse_deployment(data: Any, path: Path | None = None) -> DeploymentConfig:
     """Validate parsed JSON (schema, then the rules of the contract) and build the DeploymentConfig."""
     prefix = f"{path}: " if path is not None else ""
-    validator = jsonschema.Draft202012Validator(load_schema(DEPLOYMENT_CONFIG))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error = schema_error(DEPLOYMENT_CONFIG, data)
     if error is not None:
-        raise DeploymentError(f"{prefix}field {_where(error)}: {error.message}")
+        raise DeploymentError(f"{prefix}{error}")
     components = tuple(
         ComponentSpec(
             name=c["name"],
@@ -129,11 +123,10 @@ def check_deployment(config: DeploymentConfig) -> None:
                     f"(it also has {others})"
                 )
 
-    component_validator = jsonschema.Draft202012Validator(load_schema(COMPONENT_CONFIG))
     for spec in config.components:
-        error = jsonschema.exceptions.best_match(component_validator.iter_errors(spec.config))
+        error = schema_error(COMPONENT_CONFIG, spec.config)
         if error is not None:
-            raise DeploymentError(f"component {spec.name!r}: config field {_where(error)}: {error.message}")
+            raise DeploymentError(f"component {spec.name!r}: config {error}")
         declared = spec.config.get("authRequired")
         if declared is not None and declared != spec.auth_required:
             raise DeploymentError(
@@ -191,11 +184,7 @@ def load_deployment(path: str | Path) -> DeploymentConfig:
     """Read and validate a deployment config; DeploymentError (one line) names the file and the problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeploymentError(f"cannot read deployment config {path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DeploymentError(f"{path}: not JSON: {exc}") from exc
+        data = read_json(path, "deployment config")
+    except ConfigError as exc:
+        raise DeploymentError(str(exc)) from exc
     return parse_deployment(data, path)

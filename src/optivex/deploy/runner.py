@@ -27,12 +27,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import jsonschema
-
+from optivex.app.config import ConfigError
+from optivex.app.users import User, load_users
 from optivex.deploy.config import ComponentSpec, default_deployment_path, load_deployment
 from optivex.deploy.errors import DeploymentError
 from optivex.deploy.topology import components_for_suite, start_order
-from optivex.schemas import USER_DATA_FILE, load_schema
 
 PortPolicy = Literal["ephemeral", "fixed"]
 """`ephemeral`: fresh free ports on 127.0.0.1 (tests); `fixed`: the listenOn of each config (`optivex up`)."""
@@ -51,18 +50,6 @@ _CONNECT_TIMEOUT = 0.2
 _TAIL_LINES = 20
 _WILDCARD_HOSTS = {"": LOCALHOST, "0.0.0.0": LOCALHOST, "::": "::1"}
 _BIND_RACE_HINTS = ("address already in use", "eaddrinuse", "errno 98", "errno 48", "10048")
-
-
-@dataclass(frozen=True)
-class User:
-    """One entry of the user data file."""
-
-    username: str
-    password: str
-    full_name: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"username": self.username, "password": self.password, "full_name": self.full_name}
 
 
 ADMIN_USER = User("admin", "admin", "Exchange Operator")
@@ -87,19 +74,9 @@ def write_users_file(path: Path, users: Iterable[User]) -> Path:
 def read_users_file(path: Path) -> tuple[User, ...]:
     """The users of a user data file (contract form, or a bare array); DeploymentError if unusable."""
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DeploymentError(f"cannot read user data file {path}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise DeploymentError(f"user data file {path} is not JSON: {exc}") from exc
-    if isinstance(data, list):
-        data = {"users": data}
-    validator = jsonschema.Draft202012Validator(load_schema(USER_DATA_FILE))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise DeploymentError(f"invalid user data file {path}: field {where}: {error.message}")
-    return tuple(User(u["username"], u["password"], u["full_name"]) for u in data["users"])
+        return tuple(load_users(path).values())
+    except ConfigError as exc:
+        raise DeploymentError(str(exc)) from exc
 
 
 def console_script(name: str) -> str:
