@@ -303,6 +303,30 @@ def test_fast_book_links_of_dead_orders_are_cleared() -> None:
     d.insert(BUY, 100, 1)
     assert a._prev is None and a._next is None
     assert c._prev is None and c._next is None  # now the head
+    e, _ = d.insert(SELL, 100, 1)
+    f, _ = d.insert(SELL, 100, 2)
+    d.insert(BUY, 100, 3)  # fills c and e, half of f
+    for dead in (c, e):
+        assert dead._prev is None and dead._next is None
+    assert f._prev is None and f.remaining == 1  # the head now
+
+
+def test_fast_book_empty_level_at_the_top_is_skipped() -> None:
+    """A cancel leaves an emptied best level in place: matching drops it, queries never show it."""
+    d = Driver(OrderBook())
+    best, _ = d.insert(SELL, 100, 1)
+    nxt, _ = d.insert(SELL, 101, 2)
+    d.cancel(best.order_id)
+    book = d.book
+    assert isinstance(book, OrderBook)
+    assert book._ask_heap[0] == 100 and book._ask_levels[100].head is None  # left in place
+    assert book.best(SELL) == (101, 2) and book.levels(SELL) == [(101, 2)]
+    _, fills = d.insert(BUY, 100, 1)  # "may cross": matching drops the empty level, the order rests
+    assert fills == [] and book.best(BUY) == (100, 1)
+    assert 100 not in book._ask_levels and book._ask_heap[0] == 101
+    _, fills = d.insert(BUY, 101, 3)
+    assert [(f[1], f[3], f[4]) for f in fills] == [(nxt.order_id, 101, 2)]
+    assert book.best(BUY) == (101, 1) and book.best(SELL) is None
 
 
 def test_fast_book_integrity_check_catches_corruption() -> None:
@@ -312,10 +336,10 @@ def test_fast_book_integrity_check_catches_corruption() -> None:
     book = d.book
     assert isinstance(book, OrderBook)
     level = book._bid_levels[-100]
-    level.qty += 1
-    with pytest.raises(AssertionError, match="level total"):
+    level.tail = None
+    with pytest.raises(AssertionError, match="tail"):
         book.check_integrity()
-    level.qty -= 1
+    level.tail = o
     o.price = 102  # on the wrong level, and the book looks crossed
     with pytest.raises(AssertionError):
         book.check_integrity()

@@ -159,6 +159,29 @@ def test_insert_rejections_change_nothing(
     ex.check_integrity()
 
 
+@pytest.mark.parametrize(
+    ("side", "quantity", "message"),
+    [
+        (BUY, 0, "invalid quantity 0"),
+        (BUY, -5, "invalid quantity -5"),
+        (BUY, 2**31, "invalid quantity 2147483648"),
+        (2, 1, "invalid side 2"),
+        (-1, 1, "invalid side -1"),
+    ],
+)
+def test_insert_rejections_at_an_existing_level(ex: Exchange, side: int, quantity: int, message: str) -> None:
+    """The inline path (an order joining a level that exists) still rejects a bad quantity or side."""
+    ex.insert(1, BUY, 5_000, 1, "a", TS)
+    ex.insert(1, SELL, 6_000, 1, "a", TS)
+    before = snapshot(ex)
+    with pytest.raises(Rejected, match=message):
+        ex.insert(1, side, 5_000 if side != -1 else 6_000, quantity, "c", TS)
+    assert snapshot(ex) == before
+    order, _ = ex.insert(1, BUY, 5_000, 2, "c", TS)
+    assert order.order_id == 3 and ex.book(1).levels(BUY) == [(5_000, 3)]
+    ex.check_integrity()
+
+
 def test_insert_accepts_the_extremes(ex: Exchange) -> None:
     big, _ = ex.insert(2, SELL, 2**53 - 1, 2**31 - 1, "a", TS)
     assert big.remaining == 2**31 - 1

@@ -169,21 +169,34 @@ class ExchangeMachine(RuleBasedStateMachine):
         self.ledger = Ledger()
 
     @rule(
-        book_id=st.integers(0, 4),
-        side=st.sampled_from([BUY, SELL, BUY, SELL, 2]),
-        price=st.one_of(st.integers(-1, 30), st.none()),
-        quantity=st.integers(-1, 8),
+        book_id=st.integers(1, len(TICKS)),
+        side=sides,
+        ticks=st.integers(1, 10),
+        quantity=st.integers(1, 8),
         owner=owners,
     )
-    def insert(self, book_id: int, side: int, price: int | None, quantity: int, owner: str) -> None:
+    def insert_valid(self, book_id: int, side: int, ticks: int, quantity: int, owner: str) -> None:
+        self._insert(book_id, side, ticks * TICKS[book_id - 1], quantity, owner)
+
+    @rule(
+        book_id=st.integers(0, 4),
+        side=st.sampled_from([BUY, SELL, 2, -1]),
+        price=st.one_of(st.integers(-1, 30), st.none(), st.just(2**53)),
+        quantity=st.one_of(st.integers(-1, 8), st.just(2**31)),
+        owner=owners,
+    )
+    def insert_any(self, book_id: int, side: int, price: int | None, quantity: int, owner: str) -> None:
+        self._insert(book_id, side, price, quantity, owner)
+
+    def _insert(self, book_id: int, side: int, price: int | None, quantity: int, owner: str) -> None:
         naive = self.naive.get(book_id)
         valid = (
             naive is not None
             and side in (BUY, SELL)
             and price is not None
-            and price > 0
+            and 0 < price < 2**53
             and price % naive.tick == 0
-            and quantity > 0
+            and 0 < quantity < 2**31
         )
         last = (self.ex.last_order_id, self.ex.last_trade_id)
         try:

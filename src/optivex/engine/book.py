@@ -8,21 +8,29 @@ Layout (chosen by profiling the exchange-core mix, see benchmarks/engine_mix.py)
   Each heap ends with a sentinel key larger than any price, so "does the
   incoming order cross?" is one comparison with ``heap[0]`` and never an
   emptiness test.
-- The heap and the dict hold exactly the same keys. A level that empties is
-  not removed at once (the next order at that price reuses it, no allocation,
-  no heap push), except at the top: the top of each heap is always a
-  non-empty level or the sentinel. Levels that emptied away from the top are
-  dropped by a compaction once a side holds more than 64 + 4 times as many
-  levels as the larger side held after the previous one, so memory stays
-  bounded over a day (by a few times the peak number of live levels) while
-  a book whose prices keep coming back never reallocates its levels.
-- A level is a doubly linked FIFO of its orders (``Order._prev``/``_next``)
-  plus its total remaining quantity: append, cancel and fill are O(1) and
-  nothing dead is ever left behind in a queue.
+- The heap and the dict hold exactly the same keys, each once (a heap never
+  holds a stale or duplicate key). A level that empties is not removed at
+  once, not even at the top of its heap: the next order at that price reuses
+  it (no allocation, no heap push), and a cancel does not look at the heap at
+  all. An empty level at the top only makes the cross test answer "maybe":
+  matching drops every empty or exhausted level it meets at the top, and the
+  queries skip empty levels. The empty levels elsewhere are dropped by a
+  compaction once a side holds more than 64 + 4 times as many levels as the
+  larger side held after the previous one, so memory stays bounded over a
+  day (by a few times the peak number of live levels) while a book whose
+  prices keep coming back never reallocates its levels.
+- A level is a doubly linked FIFO of its orders (``Order._prev``/``_next``):
+  append, cancel and fill are O(1) and nothing dead is ever left behind in a
+  queue. Its total quantity is not kept (one attribute update fewer on
+  every insert, cancel and fill); ``levels``/``best`` add it up when asked.
+  (A lazily cancelled deque per level was measured too: with one or two
+  orders per level, as here, emptying and cleaning the deques cost more than
+  the links they save.)
 - Resting orders are also in one dict order_id -> Order, for O(1) cancel.
 
 Insert is O(log levels) when it opens a level and O(1) otherwise (plus the
-fills); cancel is O(1) (O(log levels) amortised when it empties the top).
+fills, and O(log levels) for each empty level dropped from the top); cancel
+is O(1).
 """
 
 from __future__ import annotations
@@ -40,13 +48,14 @@ _SENTINEL: Final = 1 << 62
 _MIN_COMPACT: Final = 64
 
 
-def drop_empty_top(heap: list[int], levels: dict[int, Level]) -> None:
-    """Pop empty levels off the top of one side, restoring "the top is live"."""
-    key = heap[0]
-    while key != _SENTINEL and levels[key].head is None:
-        heappop(heap)
-        del levels[key]
-        key = heap[0]
+def _total(level: Level) -> int:
+    """The total remaining quantity of a level's orders."""
+    total = 0
+    order = level.head
+    while order is not None:
+        total += order.remaining
+        order = order._next
+    return total
 
 
 class OrderBook:
@@ -97,8 +106,8 @@ class OrderBook:
         next_trade_id: int,
     ) -> tuple[Order, Sequence[Fill]]:
         """Match a new limit order, rest what is left; return it and its fills (in matching order)."""
-        # Exchange.insert repeats this method inline (one Python call less per
-        # order); keep the two in step.
+        # Exchange.insert repeats the part of this method that rests an order
+        # on an existing level, inline; keep the two in step.
         order = Order()
         order.order_id = order_id
         order.book_id = self.book_id
@@ -131,14 +140,13 @@ class OrderBook:
             else:
                 tail._next = order
             level.tail = order
-            level.qty += quantity
         self._orders[order_id] = order
         return order, ()
 
     def _open_level(self, order: Order, key: int, levels: dict[int, Level]) -> None:
         """Rest ``order`` alone on a new level ``key`` of its side."""
         order._prev = None
-        order._level = levels[key] = Level(order, order.remaining)
+        order._level = levels[key] = Level(order)
         heap = self._bid_heap if order.side == BUY else self._ask_heap
         heappush(heap, key)
         if len(heap) > self._limit:
@@ -171,7 +179,6 @@ class OrderBook:
             else:
                 tail._next = order
             level.tail = order
-            level.qty += order.remaining
         self._orders[order.order_id] = order
         return fills
 
@@ -191,17 +198,17 @@ class OrderBook:
         rem = order.remaining
         key = heap[0]
         while True:
+            # An empty level (even at the top: see the module docstring) has no
+            # head, so it counts as exhausted below.
             level = levels[key]
             price = key * sign
             maker = level.head
-            qty = level.qty
             while maker is not None:
                 avail = maker.remaining
                 if avail > rem:
                     maker.remaining = avail - rem
                     append((trade_id, maker.order_id, maker.owner, price, rem))
                     trade_id += 1
-                    qty -= rem
                     rem = 0
                     break
                 append((trade_id, maker.order_id, maker.owner, price, avail))
@@ -209,9 +216,8 @@ class OrderBook:
                 maker.remaining = 0
                 del orders[maker.order_id]
                 rem -= avail
-                qty -= avail
                 nxt = maker._next
-                maker._next = None
+                maker._prev = maker._next = None
                 maker = nxt
                 if not rem:
                     break
@@ -219,16 +225,11 @@ class OrderBook:
                 # Level still live: rem is 0.
                 maker._prev = None
                 level.head = maker
-                level.qty = qty
                 break
-            # Level exhausted: it is the top, drop it and any empty ones behind it.
+            # Level exhausted (or empty already): it is the top, drop it.
             heappop(heap)
             del levels[key]
             key = heap[0]
-            while key != _SENTINEL and levels[key].head is None:
-                heappop(heap)
-                del levels[key]
-                key = heap[0]
             if not rem or key > limit:
                 break
         order.remaining = rem
@@ -239,8 +240,8 @@ class OrderBook:
         order = self._orders.pop(order_id, None)
         if order is None:
             return None
+        # Exchange.cancel repeats this method inline; keep the two in step.
         level: Level = order._level  # type: ignore[assignment]  # set while the order rests
-        level.qty -= order.remaining
         prev = order._prev
         nxt = order._next
         if prev is None:
@@ -250,13 +251,6 @@ class OrderBook:
             order._prev = None
         if nxt is None:
             level.tail = prev
-            if prev is None:
-                # The level is empty now; only the top of its side must go at once.
-                if order.side == BUY:
-                    if self._bid_heap[0] == -order.price:
-                        drop_empty_top(self._bid_heap, self._bid_levels)
-                elif self._ask_heap[0] == order.price:
-                    drop_empty_top(self._ask_heap, self._ask_levels)
         else:
             nxt._prev = prev
             order._next = None
@@ -310,15 +304,15 @@ class OrderBook:
         """(price, total remaining quantity) of each level of one side, best first."""
         levels = self._bid_levels if side == BUY else self._ask_levels
         sign = -1 if side == BUY else 1
-        return [(key * sign, levels[key].qty) for key in self._live_keys(side)]
+        return [(key * sign, _total(levels[key])) for key in self._live_keys(side)]
 
     def best(self, side: int) -> tuple[int, int] | None:
         """(price, total quantity) of the best level of one side, or None when it is empty."""
-        if side == BUY:
-            key = self._bid_heap[0]
-            return None if key == _SENTINEL else (-key, self._bid_levels[key].qty)
-        key = self._ask_heap[0]
-        return None if key == _SENTINEL else (key, self._ask_levels[key].qty)
+        keys = self._live_keys(side)
+        if not keys:
+            return None
+        levels = self._bid_levels if side == BUY else self._ask_levels
+        return (-keys[0] if side == BUY else keys[0]), _total(levels[keys[0]])
 
     # ------------------------------------------------------------------ checks (tests only)
 
@@ -336,14 +330,11 @@ class OrderBook:
             assert len(keys) == len(set(keys)), "duplicate heap key"
             assert set(keys) == set(levels), "heap keys and levels differ"
             assert len(heap) <= max(self._limit, 1), "heap above its compaction limit"
-            if heap[0] != _SENTINEL:
-                assert levels[heap[0]].head is not None, "empty level at the top"
             for key, level in levels.items():
                 price = -key if side == BUY else key
                 assert price > 0, "non-positive price"
                 order = level.head
                 prev: Order | None = None
-                total = 0
                 while order is not None:
                     assert order._prev is prev, "broken back link"
                     assert order._level is level, "order points to another level"
@@ -355,13 +346,9 @@ class OrderBook:
                     if prev is not None:
                         assert prev.order_id < order.order_id, "FIFO order broken within a level"
                     seen[order.order_id] = order
-                    total += order.remaining
                     prev = order
                     order = order._next
                 assert level.tail is prev, "bad level tail"
-                assert level.qty == total, "level total differs from its orders"
-                if level.head is None:
-                    assert level.qty == 0 and level.tail is None, "empty level with leftovers"
         assert len(seen) == len(self._orders), "index holds orders that are not in a level"
         bid, ask = self.best(BUY), self.best(SELL)
         assert bid is None or ask is None or bid[0] < ask[0], f"crossed book: bid {bid} >= ask {ask}"

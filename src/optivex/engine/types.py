@@ -103,14 +103,18 @@ class Order:
 
 
 class Level:
-    """One price level of a book (internal to ``OrderBook``): a linked FIFO of orders and their total."""
+    """One price level of a book (internal to ``OrderBook``): a linked FIFO of its orders.
 
-    __slots__ = ("head", "qty", "tail")
+    ``head`` is the oldest order, ``tail`` the newest, both None when the level
+    is empty. The level's total quantity is not kept (nothing on the hot path
+    needs it): ``OrderBook.levels``/``best`` add it up when asked.
+    """
 
-    def __init__(self, order: Order, qty: int) -> None:
+    __slots__ = ("head", "tail")
+
+    def __init__(self, order: Order) -> None:
         self.head: Order | None = order
         self.tail: Order | None = order
-        self.qty = qty
 
 
 Fill: TypeAlias = tuple[int, int, str, int, int]
