@@ -106,8 +106,8 @@ class OrderBook:
         next_trade_id: int,
     ) -> tuple[Order, Sequence[Fill]]:
         """Match a new limit order, rest what is left; return it and its fills (in matching order)."""
-        # Exchange.insert repeats the part of this method that rests an order
-        # on an existing level, inline; keep the two in step.
+        # Exchange.insert repeats _rest for an existing level inline (one call
+        # less on the hottest path); keep the two in step.
         order = Order()
         order.order_id = order_id
         order.book_id = self.book_id
@@ -128,6 +128,11 @@ class OrderBook:
                 return order, self._take(order, next_trade_id)
             key = price
             levels = self._ask_levels
+        self._rest(order, key, levels)
+        return order, ()
+
+    def _rest(self, order: Order, key: int, levels: dict[int, Level]) -> None:
+        """Queue ``order`` at the back of level ``key`` of its side (opening it if needed)."""
         level = levels.get(key)
         if level is None:
             self._open_level(order, key, levels)
@@ -140,8 +145,7 @@ class OrderBook:
             else:
                 tail._next = order
             level.tail = order
-        self._orders[order_id] = order
-        return order, ()
+        self._orders[order.order_id] = order
 
     def _open_level(self, order: Order, key: int, levels: dict[int, Level]) -> None:
         """Rest ``order`` alone on a new level ``key`` of its side."""
@@ -166,20 +170,7 @@ class OrderBook:
         if not order.remaining:
             order._prev = order._level = None
             return fills
-        level = levels.get(key)
-        if level is None:
-            self._open_level(order, key, levels)
-        else:
-            # An empty kept level in fact (an uncrossed book has no own orders at a crossing price).
-            order._level = level
-            tail = level.tail
-            order._prev = tail
-            if tail is None:
-                level.head = order
-            else:
-                tail._next = order
-            level.tail = order
-        self._orders[order.order_id] = order
+        self._rest(order, key, levels)
         return fills
 
     def _match(

@@ -165,7 +165,7 @@ class Exchange:
             self._run_starts.append(order_id)
             self._run_books.append(book_id)
             self._last_book = book_id
-        # OrderBook.insert resting on an existing level; keep the two in step.
+        # OrderBook._rest on an existing level; keep the two in step.
         order = Order()
         order.order_id = order_id
         order.book_id = book_id
