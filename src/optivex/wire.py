@@ -27,15 +27,19 @@ class FrameError(Exception):
 class FrameDecoder:
     """Splits a byte stream into frames, however the stream was segmented.
 
-    A bad length raises FrameError as soon as its four bytes are in, without
-    waiting for the payload. Bytes are copied only when a frame spans reads.
+    A bad length is a protocol violation, seen as soon as its four bytes are
+    in (without waiting for the payload): ``feed`` still returns the frames
+    that came before it, sets ``error`` and decodes nothing more. Bytes are
+    copied only when a frame spans reads.
     """
 
-    __slots__ = ("_needed", "_pending")
+    __slots__ = ("_needed", "_pending", "error")
 
     def __init__(self) -> None:
         self._pending = bytearray()
         self._needed = HEADER_SIZE  # bytes _pending must hold before parsing again
+        self.error: FrameError | None = None
+        """The violation that ended the stream, if any."""
 
     @property
     def buffered(self) -> int:
@@ -43,13 +47,15 @@ class FrameDecoder:
         return len(self._pending)
 
     def feed(self, data: bytes) -> list[Frame]:
-        """Add received bytes; return the frames they complete, in order."""
+        """Add received bytes; return the frames they complete, in order (none once ``error`` is set)."""
+        if self.error is not None:
+            return []
         pending = self._pending
         if pending:
             pending += data
             if len(pending) < self._needed:
                 if len(pending) >= 4:
-                    _check_length(_LENGTH.unpack_from(pending)[0])
+                    self._check_length(_LENGTH.unpack_from(pending)[0])
                 return []
             data = bytes(pending)
             pending.clear()
@@ -61,7 +67,8 @@ class FrameDecoder:
         while size - offset >= HEADER_SIZE:
             length, msg_type = unpack(data, offset)
             if length < 4 or length > MAX_FRAME_LENGTH:
-                raise FrameError(f"frame length {length} outside 4..{MAX_FRAME_LENGTH}")
+                self._check_length(length)
+                return frames
             end = offset + 4 + length
             if end > size:
                 self._needed = end - offset
@@ -70,16 +77,18 @@ class FrameDecoder:
             offset = end
         else:
             self._needed = HEADER_SIZE
-            if size - offset >= 4:  # a length without its type yet
-                _check_length(_LENGTH.unpack_from(data, offset)[0])
+            if size - offset >= 4 and not self._check_length(_LENGTH.unpack_from(data, offset)[0]):
+                return frames  # a bad length without its type yet
         if offset < size:
             pending += data[offset:] if offset else data
         return frames
 
-
-def _check_length(length: int) -> None:
-    if length < 4 or length > MAX_FRAME_LENGTH:
-        raise FrameError(f"frame length {length} outside 4..{MAX_FRAME_LENGTH}")
+    def _check_length(self, length: int) -> bool:
+        if 4 <= length <= MAX_FRAME_LENGTH:
+            return True
+        self.error = FrameError(f"frame length {length} outside 4..{MAX_FRAME_LENGTH}")
+        self._pending.clear()
+        return False
 
 
 def encode_frame(msg_type: int, payload: bytes) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import struct
 
 import pytest
@@ -56,13 +55,24 @@ def test_any_segmentation_gives_the_same_frames(frames: list[tuple[int, bytes]],
 
 @pytest.mark.parametrize("length", [0, 1, 2, 3])
 def test_length_below_four_is_rejected_without_the_rest(length: int) -> None:
-    with pytest.raises(FrameError):
-        FrameDecoder().feed(struct.pack(">I", length))
+    decoder = FrameDecoder()
+    assert decoder.feed(struct.pack(">I", length)) == []
+    assert isinstance(decoder.error, FrameError)
 
 
 def test_length_above_limit_is_rejected_before_the_payload() -> None:
-    with pytest.raises(FrameError):
-        FrameDecoder().feed(struct.pack(">I", MAX_FRAME_LENGTH + 1))
+    decoder = FrameDecoder()
+    assert decoder.feed(struct.pack(">I", MAX_FRAME_LENGTH + 1)) == []
+    assert decoder.error is not None
+
+
+@pytest.mark.parametrize("bad", [struct.pack(">II", 2, 1), struct.pack(">I", MAX_FRAME_LENGTH + 1)])
+def test_frames_before_a_violation_are_returned_and_nothing_after(bad: bytes) -> None:
+    decoder = FrameDecoder()
+    good = encode_frame(1, b"a") + encode_frame(2, b"b")
+    assert decoder.feed(good + bad + encode_frame(3, b"c")) == [(1, b"a"), (2, b"b")]
+    assert decoder.error is not None
+    assert decoder.feed(encode_frame(4, b"d")) == []
 
 
 def test_largest_legal_frame_is_accepted() -> None:
@@ -77,15 +87,16 @@ def test_bad_length_split_over_reads_is_caught_when_complete() -> None:
     decoder = FrameDecoder()
     good = encode_frame(1, b"ok")
     assert decoder.feed(good + b"\x7f\x00") == [(1, b"ok")]
-    with pytest.raises(FrameError):
-        decoder.feed(b"\x00\x00")
+    assert decoder.error is None
+    assert decoder.feed(b"\x00\x00") == []
+    assert decoder.error is not None
 
 
 def test_bad_length_after_a_partial_frame() -> None:
     decoder = FrameDecoder()
     decoder.feed(b"\x00\x00")
-    with pytest.raises(FrameError):
-        decoder.feed(b"\x00\x02")
+    decoder.feed(b"\x00\x02")
+    assert decoder.error is not None
 
 
 def test_encode_refuses_oversized_payload() -> None:
@@ -93,8 +104,13 @@ def test_encode_refuses_oversized_payload() -> None:
         encode_frame(1, b"\0" * MAX_FRAME_LENGTH)
 
 
-@given(st.binary(max_size=64))
-def test_garbage_never_crashes_otherwise(data: bytes) -> None:
-    decoder = FrameDecoder()
-    with contextlib.suppress(FrameError):
-        decoder.feed(data)
+@given(st.binary(max_size=64), st.integers(1, 64))
+def test_garbage_never_raises_and_splitting_does_not_matter(data: bytes, step: int) -> None:
+    whole = FrameDecoder()
+    expected = whole.feed(data)
+    split = FrameDecoder()
+    got = []
+    for i in range(0, len(data), step):
+        got += split.feed(data[i : i + step])
+    assert got == expected
+    assert (whole.error is None) == (split.error is None)

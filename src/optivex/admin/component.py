@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import sys
 
 from optivex.app.component import Component, handles, run_component
 from optivex.app.config import ComponentConfig, ConfigError
 from optivex.app.users import User
 from optivex.client import AsyncClient, ConnectionClosed
-from optivex.engine import valid_symbol
+from optivex.instruments import instrument_error, tick_size_error
 from optivex.net import Connection
 from optivex.proto import admin_pb2 as pb
 from optivex.proto import order_book_pb2
-from optivex.units import tick_to_units
 
 CONNECT_TIMEOUT = 5.0
 ORDER_BOOK_UNAVAILABLE = "order book unavailable; the instrument was not created"
@@ -129,15 +127,10 @@ class AdminComponent(Component):
             return f"user {conn.user!r} may not create instruments: not in this exchange's admins"
         if not request.HasField("instrument"):
             return "instrument is required"
-        symbol = request.instrument.symbol
-        if not valid_symbol(symbol):
-            return f"invalid instrument symbol {symbol!r}: it must be 1 to 32 characters of A-Z a-z 0-9 . _ -"
-        if tick_to_units(request.tick_size) is None:
-            return f"invalid tick_size {request.tick_size!r}: it must be > 0 with at most 4 decimals"
-        multiplier = request.instrument.multiplier
-        if not math.isfinite(multiplier) or multiplier < 0:
-            return f"invalid multiplier {multiplier!r}: it must be >= 0"
-        return ""
+        i = request.instrument
+        return instrument_error(i.symbol, i.description, i.currency, i.multiplier) or tick_size_error(
+            request.tick_size
+        )
 
 
 def main() -> None:

@@ -128,10 +128,7 @@ class Component:
         try:
             request = cls.FromString(payload)
         except DecodeError as exc:
-            self.log.warning(
-                "closing %s: payload of type %d is not a %s (%s)", conn.peer, msg_type, cls.__name__, exc
-            )
-            conn.abort()
+            conn.close(f"protocol violation: payload of type {msg_type} is not a {cls.__name__} ({exc})")
             return
         if conn.user is None and msg_type != LOGIN_REQUEST and self.auth.auth_required:
             self.reply_error(conn, msg_type, request, NOT_LOGGED_IN)
@@ -189,7 +186,10 @@ class Component:
             except Exception:
                 self.log.exception("handler of %s failed", type(request).__name__)
                 self.reply_error(conn, msg_type, request, INTERNAL_ERROR)
+            finally:
+                conn.release()
 
+        conn.hold()
         task = asyncio.get_running_loop().create_task(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -63,8 +63,7 @@ class AsyncClient:
         try:
             message = cls.FromString(payload)
         except DecodeError:
-            self.log.warning("closing connection: undecodable %s from the server", cls.__name__)
-            conn.abort()
+            conn.close(f"undecodable {cls.__name__} from the server")
             return
         if cls in self.session.response_classes:
             future = self._waiting.pop(message.request_id, None)  # type: ignore[attr-defined]

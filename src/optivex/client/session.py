@@ -7,7 +7,7 @@ import itertools
 from google.protobuf.message import Message
 
 from optivex.protocols import PROTOCOLS, Protocol
-from optivex.wire import FrameDecoder, encode_frame
+from optivex.wire import FrameDecoder, FrameError, encode_frame
 
 
 class ConnectionClosed(Exception):
@@ -49,8 +49,8 @@ class ClientSession:
     def receive(self, data: bytes) -> list[Message]:
         """Messages completed by `data`; types this protocol does not know are skipped.
 
-        Raises wire.FrameError or google.protobuf.message.DecodeError on a
-        malformed stream.
+        Raises google.protobuf.message.DecodeError on an undecodable payload;
+        a bad frame length ends the stream: see `error`.
         """
         classes = self.protocol.classes
         out: list[Message] = []
@@ -59,6 +59,11 @@ class ClientSession:
             if cls is not None:
                 out.append(cls.FromString(payload))
         return out
+
+    @property
+    def error(self) -> FrameError | None:
+        """The server's protocol violation that ended the stream, if any."""
+        return self._decoder.error
 
     def is_response(self, message: Message) -> bool:
         return type(message) in self.response_classes

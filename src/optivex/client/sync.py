@@ -70,6 +70,9 @@ class SyncClient:
             self.closed = True
             raise ConnectionClosed("closed by the server")
         self.pending.extend(self.session.receive(data))
+        if self.session.error is not None and not self.pending:
+            self.closed = True
+            raise ConnectionClosed(f"protocol violation by the server: {self.session.error}")
 
     def receive(self, timeout: float | None = None) -> Message:
         """The next message, waiting up to `timeout` seconds."""

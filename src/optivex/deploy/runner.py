@@ -158,6 +158,28 @@ def rewrite_config(
     return config
 
 
+def process_listens_on(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds a TCP socket listening on `port`; None where /proc cannot tell."""
+    inodes: set[str] = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(FileNotFoundError), open(table, encoding="ascii") as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    # local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the inode
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+    return False
+
+
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -550,9 +572,10 @@ class Deployment:
             except OSError:
                 pass
             else:
-                if comp.poll() is None:
+                # Someone accepts; on Linux make sure it is this process, not
+                # another deployment that raced us to the same ephemeral port.
+                if comp.poll() is None and process_listens_on(comp.process.pid, port) is not False:
                     return None
-                continue
             if time.monotonic() >= deadline:
                 return f"{what} did not accept connections on {host}:{port} within {self.start_timeout:g} s"
             time.sleep(_POLL_INTERVAL)

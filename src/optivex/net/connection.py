@@ -15,6 +15,13 @@ must neither grow our memory without limit nor delay anyone else:
 - if the unsent bytes still exceed ``max_unsent`` (events keep coming for it),
   the connection is aborted and the reason logged. Other connections are never
   blocked: writes never wait.
+
+Fairness: a read that brings many frames (a pipelining client) is handled
+FRAMES_PER_TURN frames at a time, other connections' callbacks running in
+between, and the peer is not read from until its backlog is handled.
+
+A protocol violation (bad length, undecodable payload) closes the connection
+after the frames before it were handled and their responses sent.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ import socket
 from typing import Protocol as TypingProtocol
 from typing import cast
 
-from optivex.wire import FrameDecoder, FrameError
+from optivex.wire import Frame, FrameDecoder
 
 DEFAULT_MAX_UNSENT = 8 * 1024 * 1024
 DEFAULT_PAUSE_ABOVE = 1024 * 1024
+FRAMES_PER_TURN = 256
+"""Frames of one connection handled before the others get a turn (fairness under pipelining)."""
+CLOSE_GRACE = 1.0
 
 
 class FrameHandler(TypingProtocol):
@@ -60,6 +70,13 @@ class Connection(asyncio.Protocol):
         self._max_unsent = max_unsent
         self._pause_above = pause_above
         self._transport: asyncio.Transport | None = None
+        self._queue: list[Frame] = []
+        """Frames received but not handled yet (a large read is handled over several turns)."""
+        self._write_paused = False
+        self._backlogged = False
+        self._reading_paused = False
+        self._closing = False
+        self._in_progress = 0
         self._loop = asyncio.get_running_loop()
         self.closed = False
         self.peer = "?"
@@ -79,15 +96,24 @@ class Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=self._pause_above)
 
     def data_received(self, data: bytes) -> None:
-        try:
-            frames = self._decoder.feed(data)
-        except FrameError as exc:
-            self._log.warning("closing %s: %s", self.peer, exc)
-            self.abort()
-            return
+        frames = self._decoder.feed(data)
+        if self._queue:  # still working through an earlier read
+            self._queue.extend(frames)
+        else:
+            self._queue = frames
+            self._turn()
+
+    def _turn(self) -> None:
+        """Handle up to FRAMES_PER_TURN queued frames, then let other connections have the loop."""
+        frames = self._queue
+        if len(frames) > FRAMES_PER_TURN:
+            self._queue = frames[FRAMES_PER_TURN:]
+            frames = frames[:FRAMES_PER_TURN]
+        else:
+            self._queue = []
         handler = self._handler
         for msg_type, payload in frames:
-            if self.closed:
+            if self.closed or self._closing:
                 return
             handler.frame_received(self, msg_type, payload)
         if self._out:
@@ -95,6 +121,15 @@ class Connection(asyncio.Protocol):
             # a round trip is one write shorter. Other connections' queued
             # frames still go out together on the scheduled flush.
             self.flush()
+        if self.closed or self._closing:
+            return
+        if self._queue:
+            self._set_paused(backlog=True)
+            self._loop.call_soon(self._turn)
+            return
+        self._set_paused(backlog=False)
+        if self._decoder.error is not None:
+            self.close(f"protocol violation: {self._decoder.error}")
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -102,15 +137,28 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._out.clear()
+        self._queue = []
         self._handler.connection_closed(self, exc)
 
     def pause_writing(self) -> None:
-        if self._transport is not None and not self.closed:
-            self._transport.pause_reading()
+        self._set_paused(writing=True)
 
     def resume_writing(self) -> None:
-        if self._transport is not None and not self.closed:
-            self._transport.resume_reading()
+        self._set_paused(writing=False)
+
+    def _set_paused(self, *, writing: bool | None = None, backlog: bool | None = None) -> None:
+        """Read from the peer only while its output drains and no earlier read waits to be handled."""
+        if writing is not None:
+            self._write_paused = writing
+        if backlog is not None:
+            self._backlogged = backlog
+        pause = self._write_paused or self._backlogged
+        if pause != self._reading_paused and self._transport is not None and not self.closed:
+            self._reading_paused = pause
+            if pause:
+                self._transport.pause_reading()
+            else:
+                self._transport.resume_reading()
 
     # sending ----------------------------------------------------------
 
@@ -139,11 +187,38 @@ class Connection(asyncio.Protocol):
             )
             self.abort()
 
-    def close(self) -> None:
-        """Flush what is queued, then close gracefully."""
-        if self._transport is not None and not self.closed:
-            self.flush()
-            self._transport.close()
+    def close(self, reason: str = "") -> None:
+        """Stop reading and handling, send what is queued (and the replies of requests in progress), close.
+
+        A peer that does not read what is still unsent is dropped after CLOSE_GRACE seconds.
+        """
+        if self._transport is None or self.closed or self._closing:
+            return
+        if reason:
+            self._log.warning("closing %s (user %s): %s", self.peer, self.user, reason)
+        self._closing = True
+        self._queue = []
+        self._set_paused(backlog=True)
+        if not self._in_progress:
+            self._close_now()
+
+    def _close_now(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        self.flush()
+        self.closed = True
+        transport.close()
+        self._loop.call_later(CLOSE_GRACE, transport.abort)
+
+    def hold(self) -> None:
+        """A request of this connection is in progress (its reply will come later)."""
+        self._in_progress += 1
+
+    def release(self) -> None:
+        """A request held by hold() was answered; a pending close may proceed."""
+        self._in_progress -= 1
+        if self._closing and not self._in_progress and not self.closed:
+            self._close_now()
 
     def abort(self) -> None:
         """Drop the connection at once, unsent data included."""

@@ -17,13 +17,14 @@ from optivex.app.component import Component, handles, run_component
 from optivex.app.config import ComponentConfig
 from optivex.app.users import User
 from optivex.engine import BUY, Exchange, Rejected
+from optivex.instruments import MAX_USERNAME, instrument_error, tick_size_error
 from optivex.net import Connection
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.units import price_to_units, tick_to_units, units_to_price
 from optivex.wire import encode_frame
 
-INVALID_TICK = "invalid tick_size {!r}: it must be > 0 with at most 4 decimals"
+USERNAME_TOO_LONG = f"on_behalf_of_username longer than {MAX_USERNAME} characters"
 
 
 class OrderBookComponent(Component):
@@ -42,11 +43,15 @@ class OrderBookComponent(Component):
     def create_order_book(self, conn: Connection, request: pb.CreateOrderBookRequest) -> None:
         tick = tick_to_units(request.tick_size)
         if tick is None:
-            self.reply_error(
-                conn, pb.CREATE_ORDER_BOOK_REQUEST, request, INVALID_TICK.format(request.tick_size)
-            )
+            self.reply_error(conn, pb.CREATE_ORDER_BOOK_REQUEST, request, tick_size_error(request.tick_size))
             return
         instrument = request.instrument if request.HasField("instrument") else None
+        if instrument is not None:
+            i = instrument
+            error = instrument_error(i.symbol, i.description, i.currency, i.multiplier)
+            if error:
+                self.reply_error(conn, pb.CREATE_ORDER_BOOK_REQUEST, request, error)
+                return
         try:
             book = self.exchange.create_book(tick, instrument.symbol if instrument else None, time_ns())
         except Rejected as exc:
@@ -70,6 +75,9 @@ class OrderBookComponent(Component):
     @handles(pb.InsertOrderRequest)
     def insert_order(self, conn: Connection, request: pb.InsertOrderRequest) -> None:
         timestamp = time_ns()
+        if len(request.on_behalf_of_username) > MAX_USERNAME:
+            self.reply_error(conn, pb.INSERT_ORDER_REQUEST, request, USERNAME_TOO_LONG)
+            return
         try:
             order, fills = self.exchange.insert(
                 request.order_book_id,
