@@ -2,9 +2,10 @@
 
 Incoming bytes go through the sans-I/O FrameDecoder and each frame is handed
 to a FrameHandler. Outgoing frames are queued and written together: one
-``transport.write`` per read for the connection that sent the requests, and
-one per event-loop iteration for every other connection, however many frames
-were queued for it.
+``transport.write`` per connection at the end of each turn (the frames one
+read brought, handled in one go), however many frames were queued for it;
+frames queued outside a turn (replies of async handlers) go out once per
+event-loop iteration.
 
 Output bound (the slow-consumer policy). A peer that does not read its data
 must neither grow our memory without limit nor delay anyone else:
@@ -39,6 +40,32 @@ DEFAULT_PAUSE_ABOVE = 1024 * 1024
 FRAMES_PER_TURN = 256
 """Frames of one connection handled before the others get a turn (fairness under pipelining)."""
 CLOSE_GRACE = 1.0
+
+
+class _WriteBatch:
+    """Connections that queued frames while a turn was handling frames; written when the turn ends.
+
+    Handling runs in one thread, one turn at a time, so one batch serves the
+    process: a request's response and the events it caused for every other
+    connection go out as one write per connection, right after the turn,
+    without another trip through the event loop.
+    """
+
+    __slots__ = ("active", "dirty")
+
+    def __init__(self) -> None:
+        self.active = False
+        self.dirty: list[Connection] = []
+
+    def flush(self) -> None:
+        dirty = self.dirty
+        if dirty:
+            self.dirty = []
+            for conn in dirty:
+                conn.flush()
+
+
+_batch = _WriteBatch()
 
 
 class FrameHandler(TypingProtocol):
@@ -112,15 +139,15 @@ class Connection(asyncio.Protocol):
         else:
             self._queue = []
         handler = self._handler
-        for msg_type, payload in frames:
-            if self.closed or self._closing:
-                return
-            handler.frame_received(self, msg_type, payload)
-        if self._out:
-            # Answer the requester now rather than on the next loop iteration:
-            # a round trip is one write shorter. Other connections' queued
-            # frames still go out together on the scheduled flush.
-            self.flush()
+        _batch.active = True
+        try:
+            for msg_type, payload in frames:
+                if self.closed or self._closing:
+                    break
+                handler.frame_received(self, msg_type, payload)
+        finally:
+            _batch.active = False
+            _batch.flush()
         if self.closed or self._closing:
             return
         if self._queue:
@@ -163,13 +190,16 @@ class Connection(asyncio.Protocol):
     # sending ----------------------------------------------------------
 
     def send(self, frame: bytes) -> None:
-        """Queue one encoded frame; it is written with the others of this loop iteration."""
+        """Queue one encoded frame; it is written with the others queued in this turn or loop iteration."""
         if self.closed:
             return
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+            if _batch.active:
+                _batch.dirty.append(self)
+            else:
+                self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write every queued frame now, in one write."""
