@@ -734,3 +734,35 @@ def test_an_admin_client_that_never_reads_does_not_delay_others(exchange: Exchan
         assert time.monotonic() - start < TIMEOUT
     reset_and_close(stalled)
     assert_still_serving(exchange, "admin", other)
+
+
+def test_a_pipelining_client_does_not_hold_up_another(exchange: Exchange) -> None:
+    """A burst of thousands of requests on one connection is handled in turns: others get in between."""
+    book = exchange.create_book()
+    flooder = exchange.order_book()
+    other = exchange.order_book()
+    burst = b"".join(
+        frame(
+            ob.INSERT_ORDER_REQUEST,
+            ob.InsertOrderRequest(request_id=i, order_book_id=book, side=BUY, price=10.0, quantity=1),
+        )
+        for i in range(1, 60_001)
+    )
+    sender = threading.Thread(target=flooder.send_raw, args=(burst,))
+    sender.start()
+    try:
+        # wait until the order book is busy with the burst
+        first = flooder.receive_as(ob.InsertOrderResponse)
+        assert first.request_id == 1
+        started = time.monotonic()
+        response = insert(other, book, SELL, 11.0, 1)
+        waited = time.monotonic() - started
+        assert response.error_message == ""
+        last = None
+        while last is None or last.request_id < 60_000:
+            last = flooder.receive_as(ob.InsertOrderResponse, timeout=30)
+        # the other client was answered long before the burst was through
+        assert waited < 1.0, f"the other client waited {waited:.3f} s behind the burst"
+        assert response.order_id < last.order_id
+    finally:
+        sender.join(30)
