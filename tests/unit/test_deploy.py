@@ -27,6 +27,7 @@ from optivex.deploy.config import (
 from optivex.deploy.errors import DeploymentError
 from optivex.deploy.runner import (
     ADMIN_USER,
+    BIN_DIR_ENV,
     DEFAULT_USERS,
     Deployment,
     console_script,
@@ -394,6 +395,7 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         script.write_text(f"#!{sys.executable}\n{FAKE_COMPONENT}", encoding="utf-8")
         script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.delenv(BIN_DIR_ENV, raising=False)  # CI points it at the wheel's venv
     return bin_dir
 
 
@@ -416,6 +418,14 @@ def _only_order_book() -> list[ComponentSpec]:
 def deployment(fake_bin: Path, tmp_path: Path) -> Iterator[Deployment]:
     with Deployment(_fake_specs(), tmp_path / "work") as running:
         yield running
+
+
+def test_console_script_from_the_bin_dir_env(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BIN_DIR_ENV, str(fake_bin))
+    assert console_script("fake-ok") == str(fake_bin / "fake-ok")
+    monkeypatch.setenv(BIN_DIR_ENV, str(fake_bin / "nowhere"))
+    with pytest.raises(DeploymentError, match=BIN_DIR_ENV):
+        console_script("fake-ok")
 
 
 def test_console_script_resolution(fake_bin: Path) -> None:
