@@ -79,7 +79,7 @@ class FrameHandler(TypingProtocol):
 
 
 class Connection(asyncio.Protocol):
-    """Frames in via the handler, frames out batched per loop iteration."""
+    """Frames in via the handler, frames out batched: one write per turn or loop iteration."""
 
     def __init__(
         self,
