@@ -223,6 +223,17 @@ def _verify(name: str, book: OrderBook, ref: Reference, ex: Exchange | None = No
         assert issued == (ref.orders, ref.trades), f"{name}: other ids issued than in the reference run"
 
 
+def _replay(ex: Exchange, book_id: int, steps: list[Step]) -> None:
+    """The timed loop of the Exchange and loop-only figures."""
+    insert, cancel = ex.insert, ex.cancel
+    for cancel_id, side, price, qty, owner in steps:
+        if cancel_id:
+            cancel(book_id, cancel_id, TS)
+            if not qty:
+                continue
+        insert(book_id, side, price, qty, owner, TS)
+
+
 def run_exchange(
     initial: list[Initial], steps: list[Step], book_steps: list[BookStep], ref: Reference, keep_gc: bool
 ) -> Figures:
@@ -230,16 +241,7 @@ def run_exchange(
     ex = Exchange()
     book_id = _fill(ex, initial)
 
-    def replay() -> None:
-        insert, cancel = ex.insert, ex.cancel
-        for cancel_id, side, price, qty, owner in steps:
-            if cancel_id:
-                cancel(book_id, cancel_id, TS)
-                if not qty:
-                    continue
-            insert(book_id, side, price, qty, owner, TS)
-
-    elapsed = _timed(replay, keep_gc)
+    elapsed = _timed(lambda: _replay(ex, book_id, steps), keep_gc)
     _verify("Exchange", ex.book(book_id), ref, ex)
     return _figures(len(steps), elapsed, ref, ex.book(book_id))
 
@@ -251,16 +253,7 @@ def run_loop_only(
     ex = _Stub()
     book_id = ex.create_book(TICK, "BENCH", TS).book_id
 
-    def replay() -> None:
-        insert, cancel = ex.insert, ex.cancel
-        for cancel_id, side, price, qty, owner in steps:
-            if cancel_id:
-                cancel(book_id, cancel_id, TS)
-                if not qty:
-                    continue
-            insert(book_id, side, price, qty, owner, TS)
-
-    elapsed = _timed(replay, keep_gc)
+    elapsed = _timed(lambda: _replay(ex, book_id, steps), keep_gc)
     return _figures(len(steps), elapsed, None, ex.book(book_id))
 
 
