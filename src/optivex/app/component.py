@@ -29,7 +29,7 @@ from optivex.app.config import ComponentConfig, ConfigError, load_config
 from optivex.app.users import User, load_users
 from optivex.net.connection import DEFAULT_MAX_UNSENT, Connection
 from optivex.proto import common_pb2
-from optivex.protocols import LOGIN_REQUEST, LOGIN_RESPONSE, Protocol, protocol_for
+from optivex.protocols import LOGIN_REQUEST, Protocol, protocol_for
 from optivex.wire import encode_frame
 
 Handler = Callable[[Connection, Any], Awaitable[None] | None]
@@ -133,11 +133,13 @@ class Component:
         if conn.user is None and msg_type != LOGIN_REQUEST and self.auth.auth_required:
             self.reply_error(conn, msg_type, request, NOT_LOGGED_IN)
             return
+        sent_before = conn.frames_sent
         try:
             pending = handler(conn, request)
         except Exception:
             self.log.exception("handler of %s failed", cls.__name__)
-            self.reply_error(conn, msg_type, request, INTERNAL_ERROR)
+            if conn.frames_sent == sent_before:  # never a second response to one request
+                self.reply_error(conn, msg_type, request, INTERNAL_ERROR)
             return
         if pending is not None:
             self._run_async(conn, msg_type, request, pending)
@@ -159,7 +161,7 @@ class Component:
 
     def reply(self, conn: Connection, message: Message) -> None:
         """Send one message to one connection."""
-        conn.send(encode_frame(self.protocol.types[type(message)], message.SerializeToString()))
+        conn.send(self.encode(message))
 
     def reply_error(self, conn: Connection, request_type: int, request: Message, error: str) -> None:
         """Answer `request` with its response type carrying only request_id and error_message."""
@@ -169,11 +171,10 @@ class Component:
 
     def broadcast(self, message: Message) -> None:
         """Send an event to every logged-in connection, encoded once."""
-        frame = self.encode(message)
-        for conn in self.subscribers:
-            conn.send(frame)
+        self.broadcast_frames((self.encode(message),))
 
     def broadcast_frames(self, frames: Iterable[bytes]) -> None:
+        """Send encoded events to every logged-in connection, as one piece of bytes shared by all."""
         data = b"".join(frames)
         if data:
             for conn in self.subscribers:
@@ -209,9 +210,6 @@ class Component:
 
     def on_login(self, conn: Connection) -> None:
         """Hook: send a freshly logged-in connection the current state (before live events)."""
-
-
-assert LOGIN_RESPONSE == LOGIN_REQUEST + 1
 
 
 def setup_logging(name: str, config: ComponentConfig) -> logging.Logger:

@@ -106,6 +106,8 @@ class Connection(asyncio.Protocol):
         self._in_progress = 0
         self._loop = asyncio.get_running_loop()
         self.closed = False
+        self.frames_sent = 0
+        """Frames queued on this connection so far (tells whether a request was answered)."""
         self.peer = "?"
         self.user: str | None = None
         """The logged-in username; None before a successful login."""
@@ -193,6 +195,7 @@ class Connection(asyncio.Protocol):
         """Queue one encoded frame; it is written with the others queued in this turn or loop iteration."""
         if self.closed:
             return
+        self.frames_sent += 1
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
