@@ -10,8 +10,15 @@ event (they split the stream into frames and count them). Then:
    measured from the first send until the listeners have received every
    event, so fan-out is included.
 2. round trip: one client sends one insert at a time and waits for its
-   response (each order is cancelled afterwards, untimed, so the book stays
-   small). Reports p50/p90/p99/max in microseconds.
+   response, while the listeners receive each order's event. Every
+   `--cleanup-every` inserts the orders are cancelled in one untimed batch and
+   the listeners drained, so the book stays small. Reports p50/p90/p99/max in
+   microseconds, for a client that sleeps in its reads (plain blocking
+   sockets) and for one that busy-polls (`SyncClient(busy_poll=...)`).
+
+The order book runs with its config from deployment_config.json, so with
+its default busy polling (`busyPollMicroseconds`, 200); `--server-busy-poll-us`
+overrides it (0: the server sleeps in epoll between requests).
 
     uv run python benchmarks/orderbook_tcp.py [--windows 200] [--window 1000] [--round-trips 20000]
 """
@@ -19,6 +26,7 @@ event (they split the stream into frames and count them). Then:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import random
 import socket
@@ -33,7 +41,7 @@ from optivex.client import ClientSession, SyncClient
 from optivex.deploy import Deployment, default_deployment_path, load_deployment
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
-from optivex.wire import FrameDecoder
+from optivex.wire import READ_SIZE, FrameDecoder
 
 BUY, SELL = common_pb2.BUY, common_pb2.SELL
 
@@ -47,7 +55,7 @@ def listen(port: int, ready: Pipe, frames: Synchronized[int]) -> None:
     decoder = FrameDecoder()
     count = 0
     ready.send(True)
-    while data := sock.recv(1 << 20):
+    while data := sock.recv(READ_SIZE):
         count += len(decoder.feed(data))
         frames.value = count
 
@@ -155,29 +163,42 @@ def pipelined(client: SyncClient, listeners: Listeners, book: int, windows: int,
     )
 
 
-def round_trips(client: SyncClient, listeners: Listeners, book: int, count: int) -> None:
+def round_trips(
+    client: SyncClient, listeners: Listeners, book: int, count: int, cleanup_every: int, label: str
+) -> None:
+    """Time one insert at a time; cancel the orders in untimed batches between runs of inserts."""
     rng = random.Random(11)
     latencies = []
-    base = min(listeners.counts(), default=0)
-    events = 0
-    for i in range(count + 1000):
-        msg = insert(rng, book, False)
-        t0 = time.perf_counter_ns()
-        response = client.request(msg)
-        t1 = time.perf_counter_ns()
-        assert isinstance(response, pb.InsertOrderResponse) and not response.error_message
-        if i >= 1000:  # warm-up excluded
-            latencies.append((t1 - t0) / 1000)
-        client.request(pb.CancelOrderRequest(order_book_id=book, order_id=response.order_id))
-        events += 2
-    listeners.wait_for(base + events)
+    session = client.session
+    warm_up = 1000
+    done = 0
+    while done < count + warm_up:
+        base = min(listeners.counts(), default=0)
+        order_ids = []
+        for _ in range(min(cleanup_every, count + warm_up - done)):
+            msg = insert(rng, book, False)
+            t0 = time.perf_counter_ns()
+            response = client.request(msg)
+            t1 = time.perf_counter_ns()
+            assert isinstance(response, pb.InsertOrderResponse) and not response.error_message
+            if done >= warm_up:
+                latencies.append((t1 - t0) / 1000)
+            order_ids.append(response.order_id)
+            done += 1
+        cancels = [pb.CancelOrderRequest(order_book_id=book, order_id=order_id) for order_id in order_ids]
+        client.send(*cancels)
+        for _ in cancels:
+            cancelled = client.receive()
+            assert isinstance(cancelled, pb.CancelOrderResponse) and not cancelled.error_message
+        listeners.wait_for(base + 2 * len(order_ids))
+    assert not session.error
     latencies.sort()
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
 
     print(
-        f"round trip (insert, one at a time, {count:,} samples): p50 {pct(50):.0f} us, "
+        f"round trip, {label} (insert, one at a time, {count:,} samples): p50 {pct(50):.0f} us, "
         f"p90 {pct(90):.0f} us, p99 {pct(99):.0f} us, max {latencies[-1]:.0f} us"
     )
 
@@ -188,10 +209,21 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--round-trips", type=int, default=20000)
     parser.add_argument("--listeners", type=int, default=2, help="logged-in clients receiving every event")
+    parser.add_argument(
+        "--cleanup-every", type=int, default=500, help="inserts between untimed cancel batches"
+    )
+    parser.add_argument(
+        "--client-busy-poll-us", type=int, default=200, help="busy polling of the second round-trip client"
+    )
+    parser.add_argument("--server-busy-poll-us", type=int, help="the order book's busyPollMicroseconds")
     args = parser.parse_args()
     config = load_deployment(default_deployment_path())
-    specs = [config.provider("order_book")]
-    with tempfile.TemporaryDirectory() as tmp, Deployment(specs, Path(tmp)).start() as deployment:
+    spec = config.provider("order_book")
+    if args.server_busy_poll_us is not None:
+        spec = dataclasses.replace(
+            spec, config={**spec.config, "busyPollMicroseconds": args.server_busy_poll_us}
+        )
+    with tempfile.TemporaryDirectory() as tmp, Deployment([spec], Path(tmp)).start() as deployment:
         host, port = deployment.address("order_book")
         listeners = Listeners(port, args.listeners)
         try:
@@ -200,7 +232,10 @@ def main() -> None:
             assert isinstance(created, pb.CreateOrderBookResponse)
             book = created.order_book_id
             pipelined(client, listeners, book, args.windows, args.window)
-            round_trips(client, listeners, book, args.round_trips)
+            round_trips(client, listeners, book, args.round_trips, args.cleanup_every, "blocking client")
+            client.busy_poll = args.client_busy_poll_us / 1_000_000
+            label = f"busy-polling client ({args.client_busy_poll_us} us)"
+            round_trips(client, listeners, book, args.round_trips, args.cleanup_every, label)
         finally:
             listeners.stop()
 

@@ -6,6 +6,7 @@ subprocess or through the deployment runner.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import struct
@@ -142,6 +143,26 @@ def test_an_invalid_config_is_refused(tmp_path: Path, script: str, case: str) ->
     assert_one_line_naming(result.stderr, field)
 
 
+OPTIVEX_KEY_CASES: dict[str, tuple[Callable[[Json], None], str]] = {
+    "negative busyPollMicroseconds": (_set(-1, "busyPollMicroseconds"), "busyPollMicroseconds"),
+    "busyPollMicroseconds as a string": (_set("200", "busyPollMicroseconds"), "busyPollMicroseconds"),
+    "maxUnsentBytes below 64 KiB": (_set(1000, "maxUnsentBytes"), "maxUnsentBytes"),
+    "admins not a list": (_set("admin", "admins"), "admins"),
+}
+
+
+@pytest.mark.parametrize("case", OPTIVEX_KEY_CASES)
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_an_invalid_optivex_config_key_is_refused(tmp_path: Path, script: str, case: str) -> None:
+    """Keys beyond the contract's (README, "Configuration") are validated as strictly."""
+    mutate, field = OPTIVEX_KEY_CASES[case]
+    config = good_config(script, tmp_path, good_users(tmp_path))
+    mutate(config)
+    jsonschema.validate(config, load_schema(COMPONENT_CONFIG))  # the contract allows extra keys
+    result = run_refused(script, write_json(tmp_path / "config.json", config))
+    assert_one_line_naming(result.stderr, field)
+
+
 @pytest.mark.parametrize("content", ["", '{"logLevel": "INFO",}', "[]"], ids=repr)
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_a_config_that_is_no_json_object_is_refused(tmp_path: Path, script: str, content: str) -> None:
@@ -228,6 +249,22 @@ def test_a_component_logs_to_a_file_in_its_log_directory(exchange: Exchange, pro
     grown = [f for f in component.log_files() if f.stat().st_size > sizes.get(f, 0)]
     assert grown, "nothing was logged about the ignored frame"
     assert any("4242" in f.read_text(encoding="utf-8", errors="replace") for f in grown)
+
+
+def test_the_order_book_busy_polls_unless_configured_not_to(tmp_path: Path) -> None:
+    spec = load_deployment(ROOT / "deployment_config.json").provider("order_book")
+    for polling, expected in ((None, "busy polling 200 us after each read"), (0, "no busy polling")):
+        config = dict(spec.config)
+        config.pop("busyPollMicroseconds", None)
+        if polling is not None:
+            config["busyPollMicroseconds"] = polling
+        with Deployment([dataclasses.replace(spec, config=config)], tmp_path / f"run{polling}") as deployment:
+            client = Exchange(deployment).order_book()
+            created = client.request(ob.CreateOrderBookRequest(tick_size=0.01), check=True)
+            assert isinstance(created, ob.CreateOrderBookResponse)
+            log_files = deployment.provider("order_book").log_files()
+            assert any(expected in f.read_text(encoding="utf-8") for f in log_files)
+            client.close()
 
 
 # ---------------------------------------------------------------- stopping

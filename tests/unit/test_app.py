@@ -31,6 +31,14 @@ def test_valid_config() -> None:
     assert config.raw["admins"] == ["a"]
 
 
+def test_optivex_keys_are_parsed() -> None:
+    config = parse_config(_config(maxUnsentBytes=65536, busyPollMicroseconds=0))
+    assert (config.max_unsent_bytes, config.busy_poll_microseconds) == (65536, 0)
+    defaults = parse_config(_config())
+    assert defaults.max_unsent_bytes == 8 * 1024 * 1024
+    assert defaults.busy_poll_microseconds is None  # the component decides
+
+
 def test_auth_default_is_the_components() -> None:
     assert parse_config(_config(), default_auth=False).auth_required is False
     assert parse_config(_config(authRequired=True), default_auth=False).auth_required is True
@@ -44,6 +52,13 @@ def test_auth_default_is_the_components() -> None:
         (_config(listenOn={"host": "", "port": 1}), "listenOn.host"),
         ({k: v for k, v in _config().items() if k != "dataFilePath"}, "dataFilePath"),
         (_config(authRequired="yes"), "authRequired"),
+        (_config(busyPollMicroseconds=-1), "busyPollMicroseconds"),
+        (_config(busyPollMicroseconds=2_000_000), "busyPollMicroseconds"),
+        (_config(busyPollMicroseconds="200"), "busyPollMicroseconds"),
+        (_config(maxUnsentBytes=1024), "maxUnsentBytes"),
+        (_config(maxUnsentBytes=100_000.5), "maxUnsentBytes"),
+        (_config(admins="admin"), "admins"),
+        (_config(admins=[""]), "admins.0"),
     ],
 )
 def test_invalid_config_names_the_field(config: dict[str, Any], field: str) -> None:

@@ -38,9 +38,7 @@ class AdminComponent(Component):
 
     def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
         super().__init__(config, users, log)
-        admins = config.raw.get("admins")
-        if admins is not None and not (isinstance(admins, list) and all(isinstance(a, str) for a in admins)):
-            raise ConfigError("field admins: must be a list of usernames")
+        admins = config.raw.get("admins")  # validated with the config (optivex_config_schema.json)
         self.admins: frozenset[str] | None = frozenset(admins) if admins is not None else None
         self.order_book: AsyncClient | None = None
         self._reconnect: asyncio.Task[None] | None = None

@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError, Message
 from optivex.app.auth import NOT_LOGGED_IN, Authenticator
 from optivex.app.config import ComponentConfig, ConfigError, load_config
 from optivex.app.users import User, load_users
-from optivex.net.connection import DEFAULT_MAX_UNSENT, Connection
+from optivex.net import BusyPoll, Connection
 from optivex.proto import common_pb2
 from optivex.protocols import LOGIN_REQUEST, Protocol, protocol_for
 from optivex.wire import encode_frame
@@ -56,6 +56,8 @@ class Component:
     """Short name, used for the log file and messages."""
     protocols: ClassVar[tuple[str, ...]]
     default_auth_required: ClassVar[bool] = True
+    default_busy_poll_microseconds: ClassVar[int] = 0
+    """How long the loop polls instead of sleeping after a read, unless the config says (net.busy_poll)."""
 
     def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
         self.config = config
@@ -65,7 +67,10 @@ class Component:
         self.connections: set[Connection] = set()
         self.subscribers: dict[Connection, None] = {}
         """Logged-in connections, in login order: where events go."""
-        self._max_unsent = int(config.raw.get("maxUnsentBytes", DEFAULT_MAX_UNSENT))
+        self._max_unsent = config.max_unsent_bytes
+        busy_poll = config.busy_poll_microseconds
+        self.busy_poll_microseconds = self.default_busy_poll_microseconds if busy_poll is None else busy_poll
+        self._busy_poll: BusyPoll | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._routes: dict[int, tuple[type[Message], Handler]] = {
@@ -87,6 +92,8 @@ class Component:
     async def serve(self) -> asyncio.Server:
         """Listen on the configured address."""
         loop = asyncio.get_running_loop()
+        if self.busy_poll_microseconds:
+            self._busy_poll = BusyPoll(loop, self.busy_poll_microseconds / 1_000_000)
         self._server = await loop.create_server(
             self._new_connection,
             self.config.listen_on.host,
@@ -110,7 +117,7 @@ class Component:
     # FrameHandler -----------------------------------------------------
 
     def _new_connection(self) -> Connection:
-        conn = Connection(self, self.log, max_unsent=self._max_unsent)
+        conn = Connection(self, self.log, max_unsent=self._max_unsent, busy_poll=self._busy_poll)
         self.connections.add(conn)
         return conn
 
@@ -261,7 +268,13 @@ async def _serve_until_signalled(component: Component) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     addresses = ", ".join(str(s.getsockname()[:2]) for s in server.sockets)
-    component.log.info("%s listening on %s", component.name, addresses)
+    polling = component.busy_poll_microseconds
+    component.log.info(
+        "%s listening on %s; %s",
+        component.name,
+        addresses,
+        f"busy polling {polling} us after each read" if polling else "no busy polling",
+    )
     await stopping.wait()
     component.log.info("%s stopping", component.name)
     component.close_all()

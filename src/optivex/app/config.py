@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optivex.schemas import COMPONENT_CONFIG, schema_error
+from optivex.net.connection import DEFAULT_MAX_UNSENT
+from optivex.schemas import COMPONENT_CONFIG, OPTIVEX_CONFIG, schema_error
 
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
 
@@ -25,7 +26,10 @@ class Address:
 
 @dataclass(frozen=True)
 class ComponentConfig:
-    """The fields every component reads; `raw` keeps component-specific keys."""
+    """The fields every component reads; `raw` keeps component-specific keys.
+
+    Besides the contract's keys, the optional keys of optivex_config_schema.json.
+    """
 
     log_level: int
     log_directory: Path
@@ -33,6 +37,9 @@ class ComponentConfig:
     data_file_path: Path
     auth_required: bool
     connect_to: dict[str, Address] = field(default_factory=dict)
+    max_unsent_bytes: int = DEFAULT_MAX_UNSENT
+    busy_poll_microseconds: int | None = None
+    """None: the component's default."""
     raw: dict[str, Any] = field(default_factory=dict)
 
     def target(self, role: str) -> Address:
@@ -58,9 +65,10 @@ def read_json(path: Path, what: str) -> Any:
 
 def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
     """Validate a parsed JSON config and build the ComponentConfig."""
-    error = schema_error(COMPONENT_CONFIG, data)
+    error = schema_error(COMPONENT_CONFIG, data) or schema_error(OPTIVEX_CONFIG, data)
     if error is not None:
         raise ConfigError(error)
+    busy_poll = data.get("busyPollMicroseconds")  # JSON integers may be written 2e2
     return ComponentConfig(
         log_level=LOG_LEVELS[data["logLevel"]],
         log_directory=Path(data["logDirectory"]),
@@ -68,6 +76,8 @@ def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
         data_file_path=Path(data["dataFilePath"]),
         auth_required=data.get("authRequired", default_auth),
         connect_to={k: Address(v["host"], v["port"]) for k, v in data.get("connectTo", {}).items()},
+        max_unsent_bytes=int(data.get("maxUnsentBytes", DEFAULT_MAX_UNSENT)),
+        busy_poll_microseconds=None if busy_poll is None else int(busy_poll),
         raw=data,
     )
 

@@ -23,6 +23,9 @@ between, and the peer is not read from until its backlog is handled.
 
 A protocol violation (bad length, undecodable payload) closes the connection
 after the frames before it were handled and their responses sent.
+
+Each read is reported to an optional BusyPoll, which keeps the loop polling
+for a while instead of sleeping (see `busy_poll`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import socket
 from typing import Protocol as TypingProtocol
 from typing import cast
 
+from optivex.net.busy_poll import BusyPoll
 from optivex.wire import Frame, FrameDecoder
 
 DEFAULT_MAX_UNSENT = 8 * 1024 * 1024
@@ -88,8 +92,10 @@ class Connection(asyncio.Protocol):
         *,
         max_unsent: int = DEFAULT_MAX_UNSENT,
         pause_above: int = DEFAULT_PAUSE_ABOVE,
+        busy_poll: BusyPoll | None = None,
     ) -> None:
         self._handler = handler
+        self._activity = busy_poll.activity if busy_poll is not None else None
         self._log = log
         self._decoder = FrameDecoder()
         self._out: list[bytes] = []
@@ -125,6 +131,8 @@ class Connection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=self._pause_above)
 
     def data_received(self, data: bytes) -> None:
+        if self._activity is not None:
+            self._activity()
         frames = self._decoder.feed(data)
         if self._queue:  # still working through an earlier read
             self._queue.extend(frames)

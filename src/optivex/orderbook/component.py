@@ -33,6 +33,7 @@ class OrderBookComponent(Component):
     name = "order-book"
     protocols = ("order_book",)
     default_auth_required = False
+    default_busy_poll_microseconds = 200  # every order's round trip goes through here
 
     def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
         super().__init__(config, users, log)

@@ -1,4 +1,4 @@
-"""The contract's JSON schemas, shipped inside the package so the wheel alone validates."""
+"""The contract's JSON schemas and Optivex's own config keys, packaged so that the wheel alone validates."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import jsonschema
 COMPONENT_CONFIG = "config_schema.json"
 USER_DATA_FILE = "data_file_schema.json"
 DEPLOYMENT_CONFIG = "deployment_config_schema.json"
+OPTIVEX_CONFIG = "optivex_config_schema.json"
+"""Optivex's own optional keys of a component config (not part of the contract)."""
 
 
 @cache

@@ -1,0 +1,50 @@
+"""Adaptive busy polling: after data arrives, the event loop polls instead of sleeping, for a while.
+
+A process asleep in epoll is woken by the kernel when data arrives, and on a
+virtual machine that wake-up is the slowest step of a round trip: the idle
+virtual CPU has halted and the hypervisor must run it again. Measured on the
+2-core machine of the README: a uvloop echo answers a blocking client in
+p50 58-72 µs when it sleeps between requests, 20 µs when it keeps polling.
+
+So after each read the loop keeps a callback ready for `window` seconds, which
+makes it poll the sockets with a zero timeout instead of sleeping; a request
+arriving meanwhile is picked up at once. When nothing arrives for `window`
+the loop sleeps again: an idle component uses no CPU. The price is up to one
+core while a client trades steadily, the usual trade of a matching engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import monotonic
+
+
+class BusyPoll:
+    """Keeps one event loop polling until `window` seconds after the last `activity()`."""
+
+    __slots__ = ("_loop", "_polling", "_until", "window")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, window: float) -> None:
+        self._loop = loop
+        self.window = window
+        self._until = 0.0
+        self._polling = False
+
+    @property
+    def polling(self) -> bool:
+        """Whether the loop is being kept from sleeping now."""
+        return self._polling
+
+    def activity(self) -> None:
+        """Data arrived: keep polling for another `window` seconds."""
+        self._until = monotonic() + self.window
+        if not self._polling:
+            self._polling = True
+            self._loop.call_soon(self._poll)
+
+    def _poll(self) -> None:
+        # A ready callback makes the loop's next poll return at once.
+        if monotonic() < self._until:
+            self._loop.call_soon(self._poll)
+        else:
+            self._polling = False
