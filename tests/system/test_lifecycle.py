@@ -128,38 +128,26 @@ CONFIG_CASES: dict[str, tuple[Callable[[Json], None], str]] = {
     "bad logLevel": (_set("VERBOSE", "logLevel"), "logLevel"),
     "lower-case logLevel": (_set("info", "logLevel"), "logLevel"),
 }
-
-
-@pytest.mark.parametrize("case", CONFIG_CASES)
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_an_invalid_config_is_refused(tmp_path: Path, script: str, case: str) -> None:
-    mutate, field = CONFIG_CASES[case]
-    config = good_config(script, tmp_path, good_users(tmp_path))
-    mutate(config)
-    with pytest.raises(jsonschema.ValidationError):  # the case really is invalid
-        jsonschema.validate(config, load_schema(COMPONENT_CONFIG))
-    path = write_json(tmp_path / "config.json", config)
-    result = run_refused(script, path)
-    assert_one_line_naming(result.stderr, field)
-
-
 OPTIVEX_KEY_CASES: dict[str, tuple[Callable[[Json], None], str]] = {
     "negative busyPollMicroseconds": (_set(-1, "busyPollMicroseconds"), "busyPollMicroseconds"),
     "busyPollMicroseconds as a string": (_set("200", "busyPollMicroseconds"), "busyPollMicroseconds"),
     "maxUnsentBytes below 64 KiB": (_set(1000, "maxUnsentBytes"), "maxUnsentBytes"),
     "admins not a list": (_set("admin", "admins"), "admins"),
 }
+"""Keys of Optivex's own (README, "Configuration keys"): the contract's schema allows them, we check them."""
 
 
-@pytest.mark.parametrize("case", OPTIVEX_KEY_CASES)
+@pytest.mark.parametrize("case", [*CONFIG_CASES, *OPTIVEX_KEY_CASES])
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_an_invalid_optivex_config_key_is_refused(tmp_path: Path, script: str, case: str) -> None:
-    """Keys beyond the contract's (README, "Configuration") are validated as strictly."""
-    mutate, field = OPTIVEX_KEY_CASES[case]
+def test_an_invalid_config_is_refused(tmp_path: Path, script: str, case: str) -> None:
+    contract_case = case in CONFIG_CASES
+    mutate, field = CONFIG_CASES[case] if contract_case else OPTIVEX_KEY_CASES[case]
     config = good_config(script, tmp_path, good_users(tmp_path))
     mutate(config)
-    jsonschema.validate(config, load_schema(COMPONENT_CONFIG))  # the contract allows extra keys
-    result = run_refused(script, write_json(tmp_path / "config.json", config))
+    contract = jsonschema.Draft202012Validator(load_schema(COMPONENT_CONFIG))
+    assert contract.is_valid(config) != contract_case  # the case is what it claims to be
+    path = write_json(tmp_path / "config.json", config)
+    result = run_refused(script, path)
     assert_one_line_naming(result.stderr, field)
 
 
