@@ -169,7 +169,6 @@ def round_trips(
     """Time one insert at a time; cancel the orders in untimed batches between runs of inserts."""
     rng = random.Random(11)
     latencies = []
-    session = client.session
     warm_up = 1000
     done = 0
     while done < count + warm_up:
@@ -191,7 +190,7 @@ def round_trips(
             cancelled = client.receive()
             assert isinstance(cancelled, pb.CancelOrderResponse) and not cancelled.error_message
         listeners.wait_for(base + 2 * len(order_ids))
-    assert not session.error
+    assert not client.session.error
     latencies.sort()
 
     def pct(p: float) -> float:

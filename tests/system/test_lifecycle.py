@@ -246,13 +246,12 @@ def test_the_order_book_busy_polls_unless_configured_not_to(tmp_path: Path) -> N
         config.pop("busyPollMicroseconds", None)
         if polling is not None:
             config["busyPollMicroseconds"] = polling
-        with Deployment([dataclasses.replace(spec, config=config)], tmp_path / f"run{polling}") as deployment:
-            client = Exchange(deployment).order_book()
-            created = client.request(ob.CreateOrderBookRequest(tick_size=0.01), check=True)
+        spec_here = dataclasses.replace(spec, config=config)
+        with Deployment([spec_here], tmp_path / f"run{polling}") as deployment, Exchange(deployment) as ex:
+            created = ex.order_book().request(ob.CreateOrderBookRequest(tick_size=0.01), check=True)
             assert isinstance(created, ob.CreateOrderBookResponse)
             log_files = deployment.provider("order_book").log_files()
             assert any(expected in f.read_text(encoding="utf-8") for f in log_files)
-            client.close()
 
 
 # ---------------------------------------------------------------- stopping

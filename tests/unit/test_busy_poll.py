@@ -11,16 +11,15 @@ from optivex.net import BusyPoll
 from optivex.orderbook.component import OrderBookComponent
 from optivex.sample.component import SampleApp
 
+from .test_app import _config
 
-async def _iterations_until_idle(poll: BusyPoll, limit: float = 5.0) -> int:
-    """Yield to the loop until `poll` stops polling; how many loop iterations that took."""
+
+async def _until_idle(poll: BusyPoll, limit: float = 5.0) -> None:
+    """Yield to the loop until `poll` stops polling."""
     deadline = time.monotonic() + limit
-    count = 0
     while poll.polling:
         assert time.monotonic() < deadline, "busy polling never stopped"
         await asyncio.sleep(0)
-        count += 1
-    return count
 
 
 def test_polls_for_the_window_then_stops() -> None:
@@ -30,7 +29,7 @@ def test_polls_for_the_window_then_stops() -> None:
         started = time.monotonic()
         poll.activity()
         assert poll.polling
-        await _iterations_until_idle(poll)
+        await _until_idle(poll)
         assert time.monotonic() - started >= 0.005
 
     asyncio.run(run())
@@ -47,32 +46,22 @@ def test_activity_extends_the_window_without_a_second_poller() -> None:
         started = time.monotonic()
         await asyncio.sleep(0.003)
         poll.activity()
-        await _iterations_until_idle(poll)
+        await _until_idle(poll)
         assert time.monotonic() - started >= 0.008
 
     asyncio.run(run())
 
 
-def test_a_sleeping_loop_is_not_woken_and_activity_restarts_polling() -> None:
+def test_activity_after_polling_stopped_starts_it_again() -> None:
     async def run() -> None:
         poll = BusyPoll(asyncio.get_running_loop(), 0.001)
         poll.activity()
-        await _iterations_until_idle(poll)
+        await _until_idle(poll)
         poll.activity()
         assert poll.polling
-        await _iterations_until_idle(poll)
+        await _until_idle(poll)
 
     asyncio.run(run())
-
-
-def _config(**extra: object) -> dict[str, object]:
-    return {
-        "logLevel": "ERROR",
-        "logDirectory": "unused",
-        "listenOn": {"host": "127.0.0.1", "port": 0},
-        "dataFilePath": "unused",
-        **extra,
-    }
 
 
 def test_components_default_and_config_override() -> None:

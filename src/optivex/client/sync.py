@@ -73,9 +73,13 @@ class SyncClient:
         self.sock.sendall(data)
 
     def _read(self, deadline: float) -> None:
-        data = self._poll(deadline) if self.busy_poll else None
-        if data is None:
-            data = self._wait(deadline)
+        try:
+            data = self._poll(deadline) if self.busy_poll else None
+            if data is None:
+                data = self._wait(deadline)
+        except ConnectionError as exc:
+            self.closed = True
+            raise ConnectionClosed(str(exc)) from exc
         if not data:
             self.closed = True
             raise ConnectionClosed("closed by the server")
@@ -94,9 +98,6 @@ class SyncClient:
             except BlockingIOError:
                 if time.monotonic() >= until:
                     return None
-            except ConnectionError as exc:
-                self.closed = True
-                raise ConnectionClosed(str(exc)) from exc
 
     def _wait(self, deadline: float) -> bytes:
         """Sleep in reads until data comes or `deadline`; b"" when the server closed."""
@@ -116,9 +117,6 @@ class SyncClient:
                 return self.sock.recv(READ_SIZE)
             except (BlockingIOError, TimeoutError):
                 continue  # the kernel's timeout is rounded: it may wake early; the deadline decides
-            except ConnectionError as exc:
-                self.closed = True
-                raise ConnectionClosed(str(exc)) from exc
 
     def receive(self, timeout: float | None = None) -> Message:
         """The next message, waiting up to `timeout` seconds."""
