@@ -229,3 +229,17 @@ def test_instrument_travels_with_the_book(exchange: Exchange) -> None:
     assert isinstance(duplicate, ob.CreateOrderBookResponse) and "XYZ" in duplicate.error_message
     late = exchange.order_book("late")
     assert late.receive_as(ob.OnOrderBookCreated).instrument.symbol == "XYZ"
+
+
+def test_barrier_answers_after_every_event_queued_before_it(exchange: Exchange) -> None:
+    """The barrier extension: its response comes after every event the order book had sent before it."""
+    book = exchange.create_book()
+    trader = exchange.order_book()
+    watcher = exchange.order_book(login="watcher")
+    for i in range(50):
+        insert(trader, book, BUY, 1.0 + i * 0.01, 1)
+    response = watcher.request(ob.BarrierRequest(), check=True)
+    assert isinstance(response, ob.BarrierResponse)
+    events = list(watcher.pending)
+    watcher.pending.clear()
+    assert [e.order_id for e in events if isinstance(e, ob.OnOrderInserted)] == list(range(1, 51))

@@ -155,6 +155,11 @@ class OrderBookComponent(Component):
         )
         self.broadcast(pb.OnOrderCancelled(order_id=request.order_id, cancellation_timestamp=timestamp))
 
+    @handles(pb.BarrierRequest)
+    def barrier(self, conn: Connection, request: pb.BarrierRequest) -> None:
+        """Answer after everything queued for this connection before the request (proto/order_book.proto)."""
+        self.reply(conn, pb.BarrierResponse(request_id=request.request_id))
+
     def on_login(self, conn: Connection) -> None:
         frames = [
             self.encode(self._book_created(b.book_id, b.tick, b.timestamp)) for b in self.exchange.books()

@@ -23,6 +23,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INSERT_ORDER_RESPONSE: _ClassVar[MessageType]
     CANCEL_ORDER_REQUEST: _ClassVar[MessageType]
     CANCEL_ORDER_RESPONSE: _ClassVar[MessageType]
+    BARRIER_REQUEST: _ClassVar[MessageType]
+    BARRIER_RESPONSE: _ClassVar[MessageType]
 LOGIN_REQUEST: MessageType
 LOGIN_RESPONSE: MessageType
 ON_ORDER_BOOK_CREATED: MessageType
@@ -35,6 +37,8 @@ INSERT_ORDER_REQUEST: MessageType
 INSERT_ORDER_RESPONSE: MessageType
 CANCEL_ORDER_REQUEST: MessageType
 CANCEL_ORDER_RESPONSE: MessageType
+BARRIER_REQUEST: MessageType
+BARRIER_RESPONSE: MessageType
 
 class OnOrderBookCreated(_message.Message):
     __slots__ = ("order_book_id", "tick_size", "instrument", "timestamp")
@@ -161,6 +165,20 @@ class CancelOrderRequest(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., order_id: _Optional[int] = ...) -> None: ...
 
 class CancelOrderResponse(_message.Message):
+    __slots__ = ("request_id", "error_message")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class BarrierRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    def __init__(self, request_id: _Optional[int] = ...) -> None: ...
+
+class BarrierResponse(_message.Message):
     __slots__ = ("request_id", "error_message")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
