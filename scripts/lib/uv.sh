@@ -1,9 +1,101 @@
-# Sourced by scripts/test and scripts/optivex: make `uv` available, installing
-# it with pip when the machine has only Python 3.11+ and pip.
-if ! command -v uv >/dev/null 2>&1; then
-    if ! python3 -m uv --version >/dev/null 2>&1; then
-        echo "uv not found: installing it with pip" >&2
-        python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+# Sourced by scripts/test, scripts/optivex and scripts/uv: makes `uv` a command, on a machine that may
+# have only Python 3.11+ (with the venv module or pip).
+#
+#   1. a uv on PATH that runs is used as it is;
+#   2. otherwise the one this checkout bootstrapped earlier, .uv/bin/uv (PATH gets .uv/bin first);
+#   3. otherwise uv is bootstrapped now, where PEP 668 allows it: `python3 -m venv .uv/venv`, then
+#      that venv's pip installs uv. When python3 has no ensurepip (Debian without python3-venv) but
+#      has pip, the venv is made --without-pip and python3's pip installs into it (`pip --python`).
+#
+# Nothing is ever installed into python3's own environment (no --user, no --break-system-packages).
+# .uv/ is ignored by git; delete it to bootstrap again. Errors are shown and say what to do.
+
+OPTIVEX_UV_REQUIREMENT='uv>=0.8,<0.14' # the range of the build backend, uv_build, in pyproject.toml
+
+_optivex_uv_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.uv"
+
+_optivex_uv_error() {
+    # The first argument says what failed; each further one is a line of what to do.
+    printf 'error: cannot bootstrap uv: %s\n' "$1" >&2
+    shift
+    local line
+    for line in "$@"; do
+        printf '  %s\n' "$line" >&2
+    done
+    printf '  or install uv yourself (https://docs.astral.sh/uv/getting-started/installation/) and put it on PATH\n' >&2
+}
+
+_optivex_apt_hint() {
+    # How to install Debian's package $1: as root directly, else with sudo.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        printf 'install it (you are root, apt-get is here): apt-get install %s' "$1"
+    else
+        printf 'install it: sudo apt-get install %s (Debian/Ubuntu)' "$1"
     fi
-    uv() { python3 -m uv "$@"; }
-fi
+}
+
+_optivex_bootstrap_uv() {
+    local dir=$_optivex_uv_dir
+    local venv=$dir/venv python venv_package
+    if ! python=$(command -v python3); then
+        _optivex_uv_error "no python3 on PATH" "install Python 3.11 or later (Debian/Ubuntu: python3 and python3-venv)"
+        return 1
+    fi
+    echo "uv not found on PATH: installing it into $venv (a private venv; $python is left untouched)" >&2
+    rm -rf "$dir" # what an interrupted bootstrap left
+    if "$python" -c 'import ensurepip' 2>/dev/null; then
+        if ! "$python" -m venv "$venv"; then
+            venv_package=$("$python" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')
+            _optivex_uv_error "'$python -m venv $venv' failed (its output is above)" \
+                "on Debian/Ubuntu the venv module needs python3-venv: $(_optivex_apt_hint "python3-venv (or $venv_package)")"
+            return 1
+        fi
+        if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$OPTIVEX_UV_REQUIREMENT"; then
+            _optivex_uv_error "'$venv/bin/python -m pip install $OPTIVEX_UV_REQUIREMENT' failed (its output is above)" \
+                "check that pip can reach its package index ('$python -m pip config list' shows pip's settings)"
+            return 1
+        fi
+    elif "$python" -m pip --version >/dev/null 2>&1; then
+        venv_package=$("$python" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')
+        if ! "$python" -m venv --without-pip "$venv"; then
+            _optivex_uv_error "'$python -m venv --without-pip $venv' failed (its output is above)" \
+                "$python lacks a working venv module: $(_optivex_apt_hint "python3-venv (or $venv_package)")"
+            return 1
+        fi
+        if ! "$python" -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check \
+            "$OPTIVEX_UV_REQUIREMENT"; then
+            _optivex_uv_error "'$python -m pip --python $venv/bin/python install $OPTIVEX_UV_REQUIREMENT' failed (its output is above)" \
+                "check that pip can reach its package index ('$python -m pip config list' shows pip's settings)" \
+                "pip 22.3 or later is needed for --python; or give $python ensurepip: $(_optivex_apt_hint "python3-venv (or $venv_package)")"
+            return 1
+        fi
+    else
+        venv_package=$("$python" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')
+        _optivex_uv_error "$python has neither ensurepip (to make a venv with pip) nor pip" \
+            "$(_optivex_apt_hint "python3-venv (or $venv_package)")"
+        return 1
+    fi
+    # Last, so that .uv/bin/uv exists only once uv is installed whole.
+    if ! { mkdir -p "$dir/bin" && ln -s ../venv/bin/uv "$dir/bin/uv" && "$dir/bin/uv" --version >/dev/null; }; then
+        _optivex_uv_error "uv was installed into $venv but $dir/bin/uv does not run (see above)"
+        return 1
+    fi
+    echo "uv installed: $("$dir/bin/uv" --version) in $dir/bin (scripts/uv runs it)" >&2
+}
+
+_optivex_ensure_uv() {
+    local found
+    if found=$(command -v uv); then
+        if uv --version >/dev/null 2>&1; then
+            return 0
+        fi
+        echo "warning: $found does not run (uv --version failed): using the project's own uv" >&2
+    fi
+    if ! "$_optivex_uv_dir/bin/uv" --version >/dev/null 2>&1; then
+        _optivex_bootstrap_uv || return 1
+    fi
+    PATH="$_optivex_uv_dir/bin:$PATH"
+    export PATH
+}
+
+_optivex_ensure_uv || return 1

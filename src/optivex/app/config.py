@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -9,9 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from optivex.net.connection import DEFAULT_MAX_UNSENT
-from optivex.schemas import COMPONENT_CONFIG, OPTIVEX_CONFIG, schema_error
+from optivex.schemas import (
+    COMPONENT_CONFIG,
+    OPTIVEX_CONFIG,
+    did_you_mean,
+    nearest_key,
+    property_names,
+    schema_error,
+    shown_key,
+)
 
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+KNOWN_KEYS = (*property_names(COMPONENT_CONFIG), *property_names(OPTIVEX_CONFIG))
+"""The top-level keys of a component config that mean something: the contract's, then Optivex's."""
+
+MAX_UNKNOWN_KEY_WARNINGS = 10
+"""At most this many unknown keys are warned about one by one; one more warning counts the rest."""
 
 
 class ConfigError(Exception):
@@ -41,6 +56,8 @@ class ComponentConfig:
     busy_poll_microseconds: int | None = None
     """None: the component's default."""
     raw: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """One line each for the log, once logging is set up: keys accepted but ignored (unknown_keys)."""
 
     def target(self, role: str) -> Address:
         """The address to reach `role` (a component name in connectTo; the only entry also serves)."""
@@ -63,10 +80,34 @@ def read_json(path: Path, what: str) -> Any:
         raise ConfigError(f"{what} {path} is not JSON: {exc}") from exc
 
 
+def unknown_keys(data: dict[str, Any]) -> list[str]:
+    """A warning for each top-level key that is neither the contract's nor Optivex's.
+
+    The contract lets a config carry other keys, so they are accepted, but such a key is most likely
+    a misspelt one that would otherwise be ignored without a word. (Inside listenOn and connectTo's
+    entries the contract allows no other key: schema_error refuses them, with the same suggestion.)
+    """
+    unknown = [key for key in data if key not in KNOWN_KEYS]
+    warnings = [
+        f"unknown key {shown_key(key)}{did_you_mean(key, KNOWN_KEYS)}; ignored"
+        for key in unknown[:MAX_UNKNOWN_KEY_WARNINGS]
+    ]
+    if len(unknown) > MAX_UNKNOWN_KEY_WARNINGS:
+        warnings.append(f"{len(unknown) - MAX_UNKNOWN_KEY_WARNINGS} more unknown keys; ignored")
+    return warnings
+
+
 def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
-    """Validate a parsed JSON config and build the ComponentConfig."""
+    """Validate a parsed JSON config and build the ComponentConfig (with its `warnings`)."""
     error = schema_error(COMPONENT_CONFIG, data) or schema_error(OPTIVEX_CONFIG, data)
     if error is not None:
+        if isinstance(data, dict):  # a required key may be missing because it is misspelt
+            misspelt = [
+                f"unknown key {shown_key(key)} (did you mean {nearest!r}?)"
+                for key in data
+                if key not in KNOWN_KEYS and (nearest := nearest_key(key, KNOWN_KEYS)) not in (None, *data)
+            ]
+            error = "; ".join([error, *misspelt[:MAX_UNKNOWN_KEY_WARNINGS]])
         raise ConfigError(error)
     busy_poll = data.get("busyPollMicroseconds")  # JSON integers may be written 2e2
     return ComponentConfig(
@@ -79,13 +120,18 @@ def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
         max_unsent_bytes=int(data.get("maxUnsentBytes", DEFAULT_MAX_UNSENT)),
         busy_poll_microseconds=None if busy_poll is None else int(busy_poll),
         raw=data,
+        warnings=tuple(unknown_keys(data)),
     )
 
 
 def load_config(path: Path, default_auth: bool = True) -> ComponentConfig:
-    """Read and validate a config file; ConfigError names the file and the field at fault."""
+    """Read and validate a config file; ConfigError names the file and the field at fault.
+
+    Each of the config's `warnings` names the file too.
+    """
     data = read_json(path, "config")
     try:
-        return parse_config(data, default_auth)
+        config = parse_config(data, default_auth)
     except ConfigError as exc:
         raise ConfigError(f"invalid config {path}: {exc}") from exc
+    return dataclasses.replace(config, warnings=tuple(f"config {path}: {w}" for w in config.warnings))
