@@ -1,4 +1,4 @@
-"""Unknown config keys: accepted (the contract allows other keys), warned about naming the nearest known key."""
+"""Unknown config keys: accepted (the contract allows other keys), with a warning naming the nearest one."""
 
 from __future__ import annotations
 
