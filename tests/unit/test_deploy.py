@@ -295,8 +295,13 @@ def test_start_order_is_stable_and_targets_first() -> None:
 def test_start_order_cycle() -> None:
     a = ComponentSpec("a", "pa", ("admin",), True, _config(connect=("b",)))
     b = ComponentSpec("b", "pb", ("info",), True, _config(connect=("a",)))
-    with pytest.raises(DeploymentError, match="cycle"):
+    with pytest.raises(DeploymentError, match="cycle: a -> b -> a"):
         start_order([a, b])
+    # a component that only waits for the cycle is not part of it
+    c = ComponentSpec("c", "pc", ("execution",), True, _config(connect=("b",)))
+    d = ComponentSpec("d", "pd", ("order_book",), False, _config())
+    with pytest.raises(DeploymentError, match=r"cycle: b -> a -> b$"):
+        start_order([d, c, b, a])
 
 
 # config rewriting ------------------------------------------------------------------
@@ -320,8 +325,17 @@ def test_rewrite_config(tmp_path: Path) -> None:
         "admins": ["admin"],
     }
     assert original == snapshot
-    with pytest.raises(DeploymentError, match="'front'"):
-        rewrite_config(original, ("127.0.0.1", 1), {"order_book": ("127.0.0.1", 2)}, tmp_path, tmp_path)
+
+
+def test_a_deployment_refuses_a_connect_to_target_outside_it(tmp_path: Path) -> None:
+    """The one check of connectTo targets (topology.check_connect_to), here against the deployment's own
+    components: the config names `order_book`, which is a component of the file but not started here."""
+    front = _full_deployment().component("front")
+    with pytest.raises(DeploymentError) as info:
+        Deployment([front], tmp_path / "work")
+    assert str(info.value) == (
+        "component 'front': connectTo names 'order_book', which is not part of this deployment (have: front)"
+    )
 
 
 def test_users_file_round_trip(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from optivex.app.config import ConfigError, read_json
 from optivex.deploy.errors import DeploymentError
-from optivex.deploy.topology import SUITE_DEPENDENCIES
+from optivex.deploy.topology import SUITE_DEPENDENCIES, check_connect_to, start_order
 from optivex.schemas import COMPONENT_CONFIG, DEPLOYMENT_CONFIG, schema_error
 
 DEPLOYMENT_FILE = "deployment_config.json"
@@ -133,16 +133,9 @@ def check_deployment(config: DeploymentConfig) -> None:
                 f"component {spec.name!r}: authRequired is {json.dumps(spec.auth_required)} "
                 f"but its config says {json.dumps(declared)}"
             )
-        for target in spec.connect_to:
-            if target not in names:
-                raise DeploymentError(
-                    f"component {spec.name!r}: connectTo names {target!r}, which is no component "
-                    f"(have: {', '.join(config.names())})"
-                )
 
-    cycle = _find_cycle(config.components)
-    if cycle:
-        raise DeploymentError(f"connectTo cycle: {' -> '.join(cycle)}")
+    check_connect_to(config.components, config.names(), "no component")
+    start_order(config.components)  # raises on a connectTo cycle
 
     for suite in config.system_tests:
         for protocol in (suite, *SUITE_DEPENDENCIES[suite]):
@@ -151,33 +144,6 @@ def check_deployment(config: DeploymentConfig) -> None:
                     f"systemTests lists {suite!r}, which needs protocol {protocol!r}, but no component "
                     "provides it"
                 )
-
-
-def _find_cycle(components: tuple[ComponentSpec, ...]) -> list[str]:
-    """A connectTo cycle as a path `a, b, ..., a`, or [] when there is none."""
-    edges = {c.name: c.connect_to for c in components}
-    done: set[str] = set()
-    stack: list[str] = []
-
-    def visit(name: str) -> list[str]:
-        if name in stack:
-            return [*stack[stack.index(name) :], name]
-        if name in done or name not in edges:
-            return []
-        stack.append(name)
-        for target in edges[name]:
-            found = visit(target)
-            if found:
-                return found
-        stack.pop()
-        done.add(name)
-        return []
-
-    for spec in components:
-        found = visit(spec.name)
-        if found:
-            return found
-    return []
 
 
 def load_deployment(path: str | Path) -> DeploymentConfig:

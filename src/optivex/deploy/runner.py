@@ -31,7 +31,7 @@ from optivex.app.config import ConfigError
 from optivex.app.users import User, load_users
 from optivex.deploy.config import ComponentSpec, default_deployment_path, load_deployment
 from optivex.deploy.errors import DeploymentError
-from optivex.deploy.topology import components_for_suite, start_order
+from optivex.deploy.topology import check_connect_to, components_for_suite, start_order
 
 PortPolicy = Literal["ephemeral", "fixed"]
 """`ephemeral`: fresh free ports on 127.0.0.1 (tests); `fixed`: the listenOn of each config (`optivex up`)."""
@@ -141,18 +141,15 @@ def rewrite_config(
 ) -> dict[str, Any]:
     """A copy of `original` with listenOn, every connectTo target, logDirectory and dataFilePath replaced.
 
-    Every other key is kept. A connectTo key missing from `targets` raises DeploymentError.
+    Every other key is kept. `targets` holds every connectTo key (a Deployment checks its components'
+    targets once, with `check_connect_to`).
     """
     config = copy.deepcopy(dict(original))
     config["listenOn"] = {"host": listen_on[0], "port": listen_on[1]}
     if "connectTo" in config:
-        rewritten: dict[str, dict[str, Any]] = {}
-        for name in config["connectTo"]:
-            if name not in targets:
-                raise DeploymentError(f"connectTo names {name!r}, which is not part of this deployment")
-            host, port = targets[name]
-            rewritten[name] = {"host": host, "port": port}
-        config["connectTo"] = rewritten
+        config["connectTo"] = {
+            name: {"host": targets[name][0], "port": targets[name][1]} for name in config["connectTo"]
+        }
     config["logDirectory"] = str(log_directory)
     config["dataFilePath"] = str(data_file)
     return config
@@ -305,14 +302,7 @@ class Deployment:
         env: Mapping[str, str] | None = None,
     ) -> None:
         specs = start_order(components)
-        names = {s.name for s in specs}
-        for spec in specs:
-            for target in spec.connect_to:
-                if target not in names:
-                    raise DeploymentError(
-                        f"component {spec.name!r} connects to {target!r}, "
-                        "which is not part of this deployment"
-                    )
+        check_connect_to(specs, [s.name for s in specs], "not part of this deployment")
         self.workdir = Path(workdir).absolute()
         self.ports: PortPolicy = ports
         self.start_timeout = start_timeout
