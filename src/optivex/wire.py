@@ -48,8 +48,22 @@ class FrameDecoder:
 
     @property
     def buffered(self) -> int:
-        """Bytes received but not yet part of a complete frame."""
+        """Bytes received but not yet part of a complete frame.
+
+        At most one frame's header and declared length (so at most
+        ``HEADER_SIZE + MAX_FRAME_LENGTH - 4`` bytes) once ``feed`` returns.
+        """
         return len(self._pending)
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether part of a frame was received and the rest is still awaited."""
+        return bool(self._pending)
+
+    def clear(self) -> None:
+        """Forget a partial frame (its connection is being closed) and free its bytes."""
+        self._pending = bytearray()
+        self._needed = HEADER_SIZE
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return the frames they complete, in order (none once ``error`` is set)."""

@@ -17,6 +17,28 @@ must neither grow our memory without limit nor delay anyone else:
   the connection is aborted and the reason logged. Other connections are never
   blocked: writes never wait.
 
+Streams (``stream(producer)``): output too large to queue at once (a login
+replay) is produced on demand, a slice at a time, only while the transport
+holds fewer than STREAM_HIGH_WATER unsent bytes. While a stream is active,
+everything else sent to the connection is deferred behind it, in order, and
+counts against ``max_unsent`` with the transport's unsent bytes. One
+process-wide scheduler runs the connections whose stream may produce
+round-robin, STREAM_SLICE_FRAMES frames each, at most STREAM_FRAMES_PER_ITERATION
+frames per event-loop iteration, so other connections' requests are read and
+handled between slices however many streams are in progress.
+
+Requests in flight: ``hold()``/``release()`` count the requests whose replies
+come later (async handlers). At MAX_IN_FLIGHT held requests the connection's
+frames are no longer handled and the peer no longer read; both resume when
+one is released.
+
+Input bounds: the decoder holds at most one partial frame (at most its
+declared length, itself at most ``wire.MAX_FRAME_LENGTH``); the partial frames
+of all connections of the process together may hold MAX_INPUT_BUFFERED bytes,
+and a connection whose partial frame would take the total above it is closed
+(logged). A partial frame whose bytes stop arriving for FRAME_STALL_TIMEOUT
+seconds (while we read) closes its connection (logged).
+
 Fairness: a read that brings many frames (a pipelining client) is handled
 FRAMES_PER_TURN frames at a time, other connections' callbacks running in
 between, and the peer is not read from until its backlog is handled.
@@ -33,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import deque
 from typing import Protocol as TypingProtocol
 from typing import cast
 
@@ -44,6 +67,29 @@ DEFAULT_PAUSE_ABOVE = 1024 * 1024
 FRAMES_PER_TURN = 256
 """Frames of one connection handled before the others get a turn (fairness under pipelining)."""
 CLOSE_GRACE = 1.0
+"""Seconds a closing connection has to take what is still unsent (or streaming) before it is aborted."""
+MAX_IN_FLIGHT = 64
+"""Requests of one connection held (answered later) at once; above, its frames wait and it is not read."""
+STREAM_HIGH_WATER = 64 * 1024
+"""A stream produces only while its transport holds at most this many unsent bytes (resumes below 1/4)."""
+STREAM_SLICE_FRAMES = 256
+"""Frames one stream produces per slice, before the next streaming connection's turn."""
+STREAM_FRAMES_PER_ITERATION = 1024
+"""Frames all streams together produce per event-loop iteration (a replay frame costs about 1-2 us)."""
+MAX_INPUT_BUFFERED = 64 * 1024 * 1024
+"""Bytes of partial frames all connections of the process may hold together."""
+FRAME_STALL_TIMEOUT = 10.0
+"""Seconds a partial frame may wait for more bytes (while we read the peer) before its connection closes."""
+
+
+class StreamProducer(TypingProtocol):
+    """Output produced on demand (see ``Connection.stream``)."""
+
+    def produce(self, max_frames: int) -> list[bytes]:
+        """Up to ``max_frames`` encoded frames (at least one), or an empty list once finished."""
+
+    def release(self) -> None:
+        """The stream finished or its connection went away: drop what it holds (called once)."""
 
 
 class _WriteBatch:
@@ -72,6 +118,54 @@ class _WriteBatch:
 _batch = _WriteBatch()
 
 
+class _StreamScheduler:
+    """Runs the connections whose stream may produce, round-robin, a bounded amount per loop iteration."""
+
+    __slots__ = ("ready", "scheduled")
+
+    def __init__(self) -> None:
+        self.ready: deque[Connection] = deque()
+        self.scheduled = False
+
+    def add(self, conn: Connection) -> None:
+        self.ready.append(conn)
+        if not self.scheduled:
+            self.scheduled = True
+            conn._loop.call_soon(self.run)
+
+    def run(self) -> None:
+        ready = self.ready
+        budget = STREAM_FRAMES_PER_ITERATION
+        while ready and budget > 0:
+            conn = ready.popleft()
+            budget -= conn._stream_slice(min(STREAM_SLICE_FRAMES, budget))
+        if ready:
+            ready[0]._loop.call_soon(self.run)  # the next iteration: I/O is polled in between
+        else:
+            self.scheduled = False
+
+
+_streams = _StreamScheduler()
+
+
+class _InputBudget:
+    """The bytes of partial frames held by every connection of the process."""
+
+    __slots__ = ("limit", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+
+
+_input = _InputBudget(MAX_INPUT_BUFFERED)
+
+
+def input_buffered() -> int:
+    """Bytes of partial frames held now by all connections of this process."""
+    return _input.total
+
+
 class FrameHandler(TypingProtocol):
     """What a Connection reports to."""
 
@@ -93,6 +187,7 @@ class Connection(asyncio.Protocol):
         max_unsent: int = DEFAULT_MAX_UNSENT,
         pause_above: int = DEFAULT_PAUSE_ABOVE,
         busy_poll: BusyPoll | None = None,
+        frame_stall_timeout: float = FRAME_STALL_TIMEOUT,
     ) -> None:
         self._handler = handler
         self._activity = busy_poll.activity if busy_poll is not None else None
@@ -110,6 +205,17 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._closing = False
         self._in_progress = 0
+        self._stream: StreamProducer | None = None
+        self._stream_ready = False
+        """Whether this connection is in the stream scheduler's ready queue."""
+        self._deferred: deque[bytes | StreamProducer] = deque()
+        """Output queued behind the active stream, in order (frames and further streams)."""
+        self._deferred_bytes = 0
+        self._buffered = 0
+        """Bytes of a partial frame counted in the process-wide input budget."""
+        self._stall_timeout = frame_stall_timeout
+        self._stall_handle: asyncio.TimerHandle | None = None
+        self._last_input = 0.0
         self._loop = asyncio.get_running_loop()
         self.closed = False
         self.frames_sent = 0
@@ -133,12 +239,63 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._activity is not None:
             self._activity()
-        frames = self._decoder.feed(data)
+        if self._closing:
+            return
+        decoder = self._decoder
+        frames = decoder.feed(data)
+        buffered = decoder.buffered
+        if buffered or self._buffered:
+            self._count_input(buffered)
+            if self._closing:
+                return
         if self._queue:  # still working through an earlier read
             self._queue.extend(frames)
         else:
             self._queue = frames
             self._turn()
+
+    def _count_input(self, buffered: int) -> None:
+        """A partial frame grew, shrank or completed: keep the input budget and the stall deadline."""
+        grown = buffered - self._buffered
+        self._buffered = buffered
+        budget = _input
+        budget.total += grown
+        if not buffered:
+            return
+        self._last_input = self._loop.time()
+        if grown > 0 and budget.total > budget.limit:
+            self.close(
+                f"input budget exhausted: a partial frame of {buffered} bytes would take the partial "
+                f"frames of all connections to {budget.total} bytes (limit {budget.limit})"
+            )
+            return
+        if self._stall_handle is None:
+            self._stall_handle = self._loop.call_later(self._stall_timeout, self._check_stall)
+
+    def _check_stall(self) -> None:
+        self._stall_handle = None
+        if self.closed or self._closing or not self._decoder.incomplete:
+            return
+        now = self._loop.time()
+        if self._reading_paused:  # we are not reading: the peer is not the one stalling
+            self._last_input = now
+        idle = now - self._last_input
+        if idle >= self._stall_timeout:
+            self.close(
+                f"half-sent frame: no bytes for {idle:.1f} s "
+                f"(limit {self._stall_timeout:g} s) with {self._decoder.buffered} bytes of it received"
+            )
+        else:
+            self._stall_handle = self._loop.call_later(self._stall_timeout - idle, self._check_stall)
+
+    def _release_input(self) -> None:
+        """Free the partial frame and give its bytes back to the input budget."""
+        self._decoder.clear()
+        _input.total -= self._buffered
+        self._buffered = 0
+        if self._stall_handle is not None:
+            self._stall_handle.cancel()
+            self._stall_handle = None
 
     def _turn(self) -> None:
         """Handle up to FRAMES_PER_TURN queued frames, then let other connections have the loop."""
@@ -151,8 +308,11 @@ class Connection(asyncio.Protocol):
         handler = self._handler
         _batch.active = True
         try:
-            for msg_type, payload in frames:
+            for index, (msg_type, payload) in enumerate(frames):
                 if self.closed or self._closing:
+                    break
+                if self._in_progress >= MAX_IN_FLIGHT:
+                    self._queue[:0] = frames[index:]  # they wait for a release()
                     break
                 handler.frame_received(self, msg_type, payload)
         finally:
@@ -162,7 +322,8 @@ class Connection(asyncio.Protocol):
             return
         if self._queue:
             self._set_paused(backlog=True)
-            self._loop.call_soon(self._turn)
+            if self._in_progress < MAX_IN_FLIGHT:
+                self._loop.call_soon(self._turn)
             return
         self._set_paused(backlog=False)
         if self._decoder.error is not None:
@@ -175,6 +336,8 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self._out.clear()
         self._queue = []
+        self._release_input()
+        self._end_streams()
         self._handler.connection_closed(self, exc)
 
     def pause_writing(self) -> None:
@@ -182,6 +345,9 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._set_paused(writing=False)
+        if self._stream is not None and not self._stream_ready and not self.closed:
+            self._stream_ready = True
+            _streams.add(self)
 
     def _set_paused(self, *, writing: bool | None = None, backlog: bool | None = None) -> None:
         """Read from the peer only while its output drains and no earlier read waits to be handled."""
@@ -189,7 +355,7 @@ class Connection(asyncio.Protocol):
             self._write_paused = writing
         if backlog is not None:
             self._backlogged = backlog
-        pause = self._write_paused or self._backlogged
+        pause = self._write_paused or self._backlogged or self._in_progress >= MAX_IN_FLIGHT
         if pause != self._reading_paused and self._transport is not None and not self.closed:
             self._reading_paused = pause
             if pause:
@@ -200,10 +366,16 @@ class Connection(asyncio.Protocol):
     # sending ----------------------------------------------------------
 
     def send(self, frame: bytes) -> None:
-        """Queue one encoded frame; it is written with the others queued in this turn or loop iteration."""
+        """Queue one encoded frame; it is written with the others queued in this turn or loop iteration.
+
+        While a stream is active the frame waits behind it (see ``stream``).
+        """
         if self.closed:
             return
         self.frames_sent += 1
+        if self._stream is not None:
+            self._defer(frame)
+            return
         self._out.append(frame)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -211,6 +383,100 @@ class Connection(asyncio.Protocol):
                 _batch.dirty.append(self)
             else:
                 self._loop.call_soon(self.flush)
+
+    def _defer(self, item: bytes | StreamProducer) -> None:
+        self._deferred.append(item)
+        if isinstance(item, bytes):
+            self._deferred_bytes += len(item)
+            transport = self._transport
+            unsent = self._deferred_bytes + (0 if transport is None else transport.get_write_buffer_size())
+            if unsent > self._max_unsent:
+                self._log.warning(
+                    "closing %s (user %s): slow consumer, %d bytes unsent (behind a stream)",
+                    self.peer,
+                    self.user,
+                    unsent,
+                )
+                self.abort()
+
+    def stream(self, producer: StreamProducer) -> None:
+        """Send what ``producer`` produces, as the peer drains it, after everything queued before.
+
+        Frames sent while the stream is active (responses, events, another
+        stream) go out after it, in order; they count against ``max_unsent``
+        with the transport's unsent bytes. ``producer.release()`` is called
+        once it finished or the connection went away.
+        """
+        if self.closed:
+            producer.release()
+            return
+        if self._stream is not None:
+            self._defer(producer)
+            return
+        self._start_stream(producer)
+
+    def _start_stream(self, producer: StreamProducer) -> None:
+        self._stream = producer
+        if self._transport is not None:
+            self._transport.set_write_buffer_limits(high=STREAM_HIGH_WATER)
+        if not self._write_paused and not self._stream_ready:
+            self._stream_ready = True
+            _streams.add(self)
+
+    def _stream_slice(self, max_frames: int) -> int:
+        """Called by the scheduler: produce and write one slice; the number of frames it took (>= 1)."""
+        self._stream_ready = False
+        producer = self._stream
+        if producer is None or self.closed:
+            return 1
+        frames = producer.produce(max_frames)
+        if frames:
+            self._out.extend(frames)
+        else:
+            self._finish_stream()
+        self.flush()
+        if self._stream is not None and not self._write_paused and not self.closed:
+            self._stream_ready = True
+            _streams.ready.append(self)
+        return max(len(frames), 1)
+
+    def _finish_stream(self) -> None:
+        """The active stream is done: release it, then move deferred output out up to the next stream."""
+        producer = self._stream
+        self._stream = None
+        if producer is not None:
+            producer.release()
+        deferred = self._deferred
+        out = self._out
+        while deferred:
+            item = deferred.popleft()
+            if isinstance(item, bytes):
+                self._deferred_bytes -= len(item)
+                out.append(item)
+            else:
+                self._start_stream(item)
+                return
+        if self._transport is not None:
+            self._transport.set_write_buffer_limits(high=self._pause_above)
+        if self._closing and not self._in_progress:
+            self._loop.call_soon(self._close_now)
+
+    def _end_streams(self) -> None:
+        """The connection is gone: release every stream, drop deferred output."""
+        producer = self._stream
+        self._stream = None
+        if producer is not None:
+            producer.release()
+        for item in self._deferred:
+            if not isinstance(item, bytes):
+                item.release()
+        self._deferred.clear()
+        self._deferred_bytes = 0
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a stream is in progress (output is deferred behind it)."""
+        return self._stream is not None
 
     def flush(self) -> None:
         """Write every queued frame now, in one write."""
@@ -221,7 +487,7 @@ class Connection(asyncio.Protocol):
             return
         transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
-        unsent = transport.get_write_buffer_size()
+        unsent = transport.get_write_buffer_size() + self._deferred_bytes
         if unsent > self._max_unsent:
             self._log.warning(
                 "closing %s (user %s): slow consumer, %d bytes unsent", self.peer, self.user, unsent
@@ -231,7 +497,9 @@ class Connection(asyncio.Protocol):
     def close(self, reason: str = "") -> None:
         """Stop reading and handling, send what is queued (and the replies of requests in progress), close.
 
-        A peer that does not read what is still unsent is dropped after CLOSE_GRACE seconds.
+        A stream in progress goes on until it finished. A peer that does not
+        read what is still unsent is dropped after CLOSE_GRACE seconds (counted
+        from this call while a stream is in progress).
         """
         if self._transport is None or self.closed or self._closing:
             return
@@ -239,31 +507,50 @@ class Connection(asyncio.Protocol):
             self._log.warning("closing %s (user %s): %s", self.peer, self.user, reason)
         self._closing = True
         self._queue = []
+        self._release_input()
         self._set_paused(backlog=True)
-        if not self._in_progress:
+        if self._stream is not None:
+            self._loop.call_later(CLOSE_GRACE, self.abort)
+        elif not self._in_progress:
             self._close_now()
 
     def _close_now(self) -> None:
         transport = self._transport
-        assert transport is not None
+        if transport is None or self.closed:
+            return
         self.flush()
         self.closed = True
         transport.close()
         self._loop.call_later(CLOSE_GRACE, transport.abort)
 
     def hold(self) -> None:
-        """A request of this connection is in progress (its reply will come later)."""
+        """A request of this connection is in progress (its reply will come later).
+
+        At MAX_IN_FLIGHT such requests the connection's further frames wait
+        and the peer is not read until one is released.
+        """
         self._in_progress += 1
+        if self._in_progress == MAX_IN_FLIGHT:
+            self._set_paused()
 
     def release(self) -> None:
-        """A request held by hold() was answered; a pending close may proceed."""
+        """A request held by hold() was answered; a pending close may proceed, waiting frames resume."""
         self._in_progress -= 1
-        if self._closing and not self._in_progress and not self.closed:
-            self._close_now()
+        if self._closing:
+            if not self._in_progress and not self.closed and self._stream is None:
+                self._close_now()
+            return
+        if self._in_progress == MAX_IN_FLIGHT - 1 and not self.closed:
+            if self._queue:
+                self._loop.call_soon(self._turn)
+            else:
+                self._set_paused()
 
     def abort(self) -> None:
         """Drop the connection at once, unsent data included."""
         self._out.clear()
         if self._transport is not None and not self.closed:
             self.closed = True
+            self._release_input()
+            self._end_streams()
             self._transport.abort()
