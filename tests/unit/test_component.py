@@ -1,15 +1,22 @@
-"""The component base in process: dispatch, login rule, handler failures (no sockets)."""
+"""The component base in process: dispatch, login rule, exactly one answer per request (no sockets)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from optivex.app.component import INTERNAL_ERROR, Component, handles
+import pytest
+
+from optivex.app.auth import NOT_LOGGED_IN
+from optivex.app.component import INTERNAL_ERROR, Component, Reply, handles
 from optivex.app.config import parse_config
 from optivex.client import ClientSession
 from optivex.net import Connection
-from optivex.proto import sample_pb2
+from optivex.proto import common_pb2, sample_pb2
+from optivex.wire import FrameDecoder, encode_frame
+
+EVENT = 99
+"""A frame type that is no response: stands for an event queued to the requester."""
 
 
 class _Transport:
@@ -25,49 +32,152 @@ class _Transport:
         return 0
 
 
-class _Failing(Component):
-    name = "failing"
+def _act(component: Component, reply: Reply, action: str) -> None:
+    """One step of a scripted handler (the request's text: steps separated by commas)."""
+    if action == "answer":
+        reply.send(sample_pb2.EchoResponse(request_id=reply.request_id, text="ok"))
+    elif action == "event":
+        reply.conn.send(encode_frame(EVENT, b""))
+    elif action == "raise":
+        raise RuntimeError("handler bug")
+    elif action == "wrong":
+        reply.send(common_pb2.LoginResponse(request_id=reply.request_id))
+    elif action == "keep":
+        component.kept = reply  # type: ignore[attr-defined]
+    elif action == "nested":
+        nested = sample_pb2.EchoRequest(request_id=reply.request_id + 100, text="answer")
+        component.frame_received(reply.conn, sample_pb2.ECHO_REQUEST, nested.SerializeToString())
+
+
+class _Sync(Component):
+    name = "sync"
     protocols = ("sample",)
 
     @handles(sample_pb2.EchoRequest)
-    def echo(self, conn: Connection, request: sample_pb2.EchoRequest) -> None:
-        if request.text == "after":
-            self.reply(conn, sample_pb2.EchoResponse(request_id=request.request_id, text="ok"))
-        raise RuntimeError("handler bug")
+    def echo(self, reply: Reply, request: sample_pb2.EchoRequest) -> None:
+        for action in filter(None, request.text.split(",")):
+            _act(self, reply, action)
 
 
-def _responses(*requests: sample_pb2.EchoRequest) -> list[sample_pb2.EchoResponse]:
+class _Async(Component):
+    name = "async"
+    protocols = ("sample",)
+
+    @handles(sample_pb2.EchoRequest)
+    async def echo(self, reply: Reply, request: sample_pb2.EchoRequest) -> None:
+        for action in filter(None, request.text.split(",")):
+            await asyncio.sleep(0)  # other requests' handlers run in between
+            _act(self, reply, action)
+
+
+def _component(cls: type[Component], auth: bool = False) -> Component:
+    config = parse_config(
+        {
+            "logLevel": "INFO",
+            "logDirectory": "unused",
+            "listenOn": {"host": "127.0.0.1", "port": 0},
+            "dataFilePath": "unused",
+            "authRequired": auth,
+        }
+    )
+    return cls(config, {}, logging.getLogger(f"test.{cls.name}"))
+
+
+def _run(component: Component, *requests: sample_pb2.EchoRequest) -> list[tuple[int, str, str]]:
+    """Send the requests in one read; (request_id, error_message, text) of each response, EVENT as (-1,..)."""
+
     async def run() -> bytes:
-        config = parse_config(
-            {
-                "logLevel": "ERROR",
-                "logDirectory": "unused",
-                "listenOn": {"host": "127.0.0.1", "port": 0},
-                "dataFilePath": "unused",
-            },
-            default_auth=False,
-        )
-        component = _Failing(config, {}, logging.getLogger("test.failing"))
         conn = Connection(component, component.log)
         transport = _Transport()
         conn._transport = transport  # type: ignore[assignment]
-        session = ClientSession("sample")
-        conn.data_received(b"".join(session.encode(r) for r in requests))
+        conn.data_received(b"".join(ClientSession("sample").encode(r) for r in requests))
+        while component._tasks:
+            await asyncio.gather(*component._tasks)
+        conn.flush()
         return transport.written
 
-    written = asyncio.run(run())
-    messages = ClientSession("sample").receive(written)
-    assert all(isinstance(m, sample_pb2.EchoResponse) for m in messages)
-    return messages  # type: ignore[return-value]
+    out = []
+    for msg_type, payload in FrameDecoder().feed(asyncio.run(run())):
+        if msg_type == EVENT:
+            out.append((-1, "", "event"))
+        else:
+            assert msg_type == sample_pb2.ECHO_RESPONSE
+            r = sample_pb2.EchoResponse.FromString(payload)
+            out.append((r.request_id, r.error_message, r.text))
+    return out
 
 
-def test_a_failing_handler_is_answered_with_an_error() -> None:
-    [response] = _responses(sample_pb2.EchoRequest(request_id=3, text="before"))
-    assert (response.request_id, response.error_message) == (3, INTERNAL_ERROR)
+def _echo(request_id: int, script: str) -> sample_pb2.EchoRequest:
+    return sample_pb2.EchoRequest(request_id=request_id, text=script)
 
 
-def test_a_handler_failing_after_its_reply_is_not_answered_twice() -> None:
-    responses = _responses(
-        sample_pb2.EchoRequest(request_id=4, text="after"), sample_pb2.EchoRequest(request_id=5, text="x")
-    )
-    assert [(r.request_id, r.error_message) for r in responses] == [(4, ""), (5, INTERNAL_ERROR)]
+BOTH = pytest.mark.parametrize("cls", [_Sync, _Async], ids=["sync", "async"])
+
+
+@BOTH
+def test_each_request_is_answered_exactly_once(cls: type[Component]) -> None:
+    responses = _run(_component(cls), _echo(1, "answer"), _echo(2, "answer"), _echo(3, "answer"))
+    assert sorted(responses) == [(1, "", "ok"), (2, "", "ok"), (3, "", "ok")]
+
+
+@BOTH
+def test_a_handler_failing_before_answering_gets_the_internal_error(cls: type[Component]) -> None:
+    assert _run(_component(cls), _echo(3, "raise")) == [(3, INTERNAL_ERROR, "")]
+
+
+@BOTH
+def test_a_handler_failing_after_answering_gets_nothing_more(cls: type[Component]) -> None:
+    responses = _run(_component(cls), _echo(4, "answer,raise"), _echo(5, "raise"))
+    assert sorted(responses) == [(4, "", "ok"), (5, INTERNAL_ERROR, "")]
+
+
+@BOTH
+def test_an_event_sent_to_the_requester_is_not_the_answer(cls: type[Component]) -> None:
+    responses = _run(_component(cls), _echo(6, "event,raise"), _echo(7, "event,answer"))
+    assert sorted(responses) == [(-1, "", "event"), (-1, "", "event"), (6, INTERNAL_ERROR, ""), (7, "", "ok")]
+
+
+@BOTH
+def test_a_second_answer_is_refused_and_logged(
+    cls: type[Component], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert _run(_component(cls), _echo(8, "answer,answer")) == [(8, "", "ok")]
+    assert "bug: a second answer refused (EchoRequest 8" in caplog.text
+
+
+@BOTH
+def test_a_handler_that_does_not_answer_gets_the_internal_error(
+    cls: type[Component], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert _run(_component(cls), _echo(9, "")) == [(9, INTERNAL_ERROR, "")]
+    assert "handler of EchoRequest finished without answering" in caplog.text
+
+
+@BOTH
+def test_an_answer_of_the_wrong_class_is_refused(
+    cls: type[Component], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert _run(_component(cls), _echo(10, "wrong")) == [(10, INTERNAL_ERROR, "")]
+    assert "a LoginResponse is not the response to EchoRequest" in caplog.text
+
+
+@BOTH
+def test_a_reply_used_after_its_handler_finished_is_refused(
+    cls: type[Component], caplog: pytest.LogCaptureFixture
+) -> None:
+    component = _component(cls)
+    assert _run(component, _echo(11, "keep,answer")) == [(11, "", "ok")]
+    kept: Reply = component.kept  # type: ignore[attr-defined]
+    kept.send(sample_pb2.EchoResponse(request_id=11))
+    kept.conn.flush()
+    assert "bug: an answer after its handler finished refused (EchoRequest 11" in caplog.text
+
+
+def test_a_request_dispatched_inside_a_sync_handler_has_its_own_reply() -> None:
+    responses = _run(_component(_Sync), _echo(12, "nested,answer"))
+    assert responses == [(112, "", "ok"), (12, "", "ok")]
+
+
+@BOTH
+def test_requests_before_login_are_refused_where_login_is_required(cls: type[Component]) -> None:
+    assert _run(_component(cls, auth=True), _echo(13, "answer")) == [(13, NOT_LOGGED_IN, "")]

@@ -6,6 +6,15 @@ once, answers requests before login with an error where login is required,
 turns a handler's exception into an error response (never a dead process)
 and fans events out to logged-in connections, encoding each message once.
 
+Every request is answered exactly once, through its `Reply`: the handler's
+first argument, ``handler(reply, request)``. ``reply.send(response)`` or
+``reply.error(text)`` answers (the MessageType comes from the protocol
+table); a second answer is refused and logged as a bug. A handler that
+raises or returns (a coroutine: finishes) without answering gets
+INTERNAL_ERROR as its answer; one that raises after answering gets nothing
+more. Frames the handler sends the requester otherwise (events) are not
+answers.
+
 ``run_component(Cls)`` is the whole of a component's ``main``: ``-c config``,
 validation, logging, users, the event loop (uvloop where available), signals.
 """
@@ -15,12 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from google.protobuf.message import DecodeError, Message
 
@@ -32,11 +42,119 @@ from optivex.proto import common_pb2
 from optivex.protocols import LOGIN_REQUEST, Protocol, protocol_for
 from optivex.wire import encode_frame
 
-Handler = Callable[[Connection, Any], Awaitable[None] | None]
 F = TypeVar("F", bound=Callable[..., Any])
+Handler = Callable[["Reply", Any], Awaitable[None] | None]
+"""``handler(reply, request)``: a method, or a coroutine method, marked with @handles."""
 
 _HANDLES_ATTR = "_optivex_handles"
 INTERNAL_ERROR = "internal error; the request was not carried out"
+
+# The states of a Reply.
+_OPEN = 0
+"""Its handler runs and has not answered."""
+_ANSWERED = 1
+"""Answered; its handler may still run."""
+_FINISHED = 2
+"""Its handler is done (sync: returned; async: the coroutine ended); nothing more may be sent."""
+
+
+class _Route:
+    """What the base needs to dispatch one request type and to answer it."""
+
+    __slots__ = ("handler", "is_async", "needs_login", "request_cls", "response_cls", "response_type")
+
+    def __init__(
+        self,
+        request_cls: type[Message],
+        handler: Handler,
+        response_cls: type[Message],
+        response_type: int,
+        needs_login: bool,
+    ) -> None:
+        self.request_cls = request_cls
+        self.handler = handler
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self.response_cls = response_cls
+        self.response_type = response_type
+        self.needs_login = needs_login
+
+
+class Reply:
+    """The one answer owed to one request: given to its handler, consumed by the call that answers.
+
+    ``send(response)`` answers with the request's response class (anything
+    else is refused as a bug), ``error(text)`` with that class carrying only
+    request_id and error_message. Once answered, a further answer is
+    refused and logged as a bug, never sent.
+
+    A sync handler must answer before it returns: the base reuses one Reply
+    for every sync request (no allocation on the hot path), so its Reply is
+    valid only during the call. An async handler gets a Reply of its own,
+    valid until its coroutine ends.
+    """
+
+    __slots__ = ("_component", "_route", "_state", "conn", "request")
+
+    conn: Connection
+    """The requester."""
+    request: Any
+    """The request being answered (a message of its handler's request class)."""
+
+    def __init__(self, component: Component, conn: Connection, request: Any, route: _Route) -> None:
+        self._component = component
+        self.conn = conn
+        self.request = request
+        self._route = route
+        self._state = _OPEN
+
+    @classmethod
+    def _idle(cls, component: Component) -> Reply:
+        """The reusable Reply of sync handlers, before its first request."""
+        reply = cls.__new__(cls)
+        reply._component = component
+        reply._state = _FINISHED
+        return reply
+
+    @property
+    def request_id(self) -> int:
+        """The request's request_id (every request has one: proto/)."""
+        request_id: int = self.request.request_id
+        return request_id
+
+    @property
+    def user(self) -> str | None:
+        """The requester's logged-in username (None before login)."""
+        return self.conn.user
+
+    def send(self, response: Message) -> None:
+        """Answer with `response`, which must be of the request's response class."""
+        route = self._route
+        if self._state != _OPEN or type(response) is not route.response_cls:
+            self._refuse(response)
+            return
+        self._state = _ANSWERED
+        self.conn.send(encode_frame(route.response_type, response.SerializeToString()))
+
+    def error(self, error_message: str) -> None:
+        """Answer with the response class carrying only request_id and `error_message`."""
+        self.send(self._route.response_cls(request_id=self.request_id, error_message=error_message))
+
+    def _refuse(self, response: Message) -> None:
+        route = self._route
+        if type(response) is not route.response_cls:
+            why = f"a {type(response).__name__} is not the response to {route.request_cls.__name__}"
+        elif self._state == _ANSWERED:
+            why = "a second answer"
+        else:
+            why = "an answer after its handler finished"
+        self._component.log.error(
+            "bug: %s refused (%s %d from %s)",
+            why,
+            route.request_cls.__name__,
+            self.request_id,
+            self.conn.peer,
+            stack_info=True,
+        )
 
 
 def handles(request: type[Message]) -> Callable[[F], F]:
@@ -73,13 +191,19 @@ class Component:
         self._busy_poll: BusyPoll | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._routes: dict[int, tuple[type[Message], Handler]] = {
-            LOGIN_REQUEST: (common_pb2.LoginRequest, self._login),
-        }
+        self._reply = Reply._idle(self)
+        self._routes: dict[int, _Route] = {LOGIN_REQUEST: self._route(common_pb2.LoginRequest, self._login)}
         for attr in dir(type(self)):
             request = getattr(getattr(type(self), attr), _HANDLES_ATTR, None)
             if request is not None:
-                self._routes[self.protocol.types[request]] = (request, getattr(self, attr))
+                route = self._route(request, getattr(self, attr))
+                self._routes[self.protocol.types[request]] = route
+
+    def _route(self, request: type[Message], handler: Handler) -> _Route:
+        request_type = self.protocol.types[request]
+        response_cls = self.protocol.responses[request_type]
+        needs_login = request_type != LOGIN_REQUEST and self.auth.auth_required
+        return _Route(request, handler, response_cls, self.protocol.types[response_cls], needs_login)
 
     # lifecycle --------------------------------------------------------
 
@@ -131,25 +255,44 @@ class Component:
                 self.protocol.name,
             )
             return
-        cls, handler = route
         try:
-            request = cls.FromString(payload)
+            request = route.request_cls.FromString(payload)
         except DecodeError as exc:
-            conn.close(f"protocol violation: payload of type {msg_type} is not a {cls.__name__} ({exc})")
+            name = route.request_cls.__name__
+            conn.close(f"protocol violation: payload of type {msg_type} is not a {name} ({exc})")
             return
-        if conn.user is None and msg_type != LOGIN_REQUEST and self.auth.auth_required:
-            self.reply_error(conn, msg_type, request, NOT_LOGGED_IN)
+        if route.needs_login and conn.user is None:
+            Reply(self, conn, request, route).error(NOT_LOGGED_IN)
             return
-        sent_before = conn.frames_sent
+        if route.is_async:
+            reply = Reply(self, conn, request, route)
+            self._run_async(reply, cast(Awaitable[None], route.handler(reply, request)))
+            return
+        reply = self._reply
+        if reply._state == _FINISHED:
+            reply.conn = conn
+            reply.request = request
+            reply._route = route
+            reply._state = _OPEN
+        else:  # dispatched from inside a handler: the running one keeps its Reply
+            reply = Reply(self, conn, request, route)
         try:
-            pending = handler(conn, request)
+            route.handler(reply, request)
         except Exception:
-            self.log.exception("handler of %s failed", cls.__name__)
-            if conn.frames_sent == sent_before:  # never a second response to one request
-                self.reply_error(conn, msg_type, request, INTERNAL_ERROR)
-            return
-        if pending is not None:
-            self._run_async(conn, msg_type, request, pending)
+            self.log.exception("handler of %s failed", route.request_cls.__name__)
+            if reply._state == _OPEN:
+                reply.error(INTERNAL_ERROR)
+        else:
+            if reply._state == _OPEN:
+                self._unanswered(reply)
+        reply._state = _FINISHED
+
+    def _unanswered(self, reply: Reply) -> None:
+        self.log.error(
+            "bug: handler of %s finished without answering; answered with an internal error",
+            reply._route.request_cls.__name__,
+        )
+        reply.error(INTERNAL_ERROR)
 
     def connection_closed(self, conn: Connection, exc: Exception | None) -> None:
         self.connections.discard(conn)
@@ -166,15 +309,21 @@ class Component:
     def encode(self, message: Message) -> bytes:
         return encode_frame(self.protocol.types[type(message)], message.SerializeToString())
 
-    def reply(self, conn: Connection, message: Message) -> None:
-        """Send one message to one connection."""
-        conn.send(self.encode(message))
+    # Transitional, for handlers written before Reply (they name their first
+    # argument a Connection but are given a Reply): the same as reply.send and
+    # reply.error. Converted handlers call those directly.
 
-    def reply_error(self, conn: Connection, request_type: int, request: Message, error: str) -> None:
-        """Answer `request` with its response type carrying only request_id and error_message."""
-        response_cls = self.protocol.responses[request_type]
-        request_id = getattr(request, "request_id", 0)
-        self.reply(conn, response_cls(request_id=request_id, error_message=error))
+    def reply(self, to: Reply | Connection, message: Message) -> None:
+        """``to.send(message)``; `to` must be the Reply of the request being answered."""
+        if not isinstance(to, Reply):
+            raise TypeError("a request is answered through its Reply, the handler's first argument")
+        to.send(message)
+
+    def reply_error(self, to: Reply | Connection, request_type: int, request: Message, error: str) -> None:
+        """``to.error(error)``; `to` must be the Reply of `request`."""
+        if not isinstance(to, Reply) or to.request is not request:
+            raise TypeError("a request is answered through its Reply, the handler's first argument")
+        to.error(error)
 
     def broadcast(self, message: Message) -> None:
         """Send an event to every logged-in connection, encoded once."""
@@ -187,14 +336,21 @@ class Component:
             for conn in self.subscribers:
                 conn.send(data)
 
-    def _run_async(self, conn: Connection, msg_type: int, request: Message, pending: Awaitable[None]) -> None:
+    def _run_async(self, reply: Reply, pending: Awaitable[None]) -> None:
+        conn = reply.conn
+
         async def guarded() -> None:
             try:
                 await pending
             except Exception:
-                self.log.exception("handler of %s failed", type(request).__name__)
-                self.reply_error(conn, msg_type, request, INTERNAL_ERROR)
+                self.log.exception("handler of %s failed", type(reply.request).__name__)
+                if reply._state == _OPEN:
+                    reply.error(INTERNAL_ERROR)
+            else:
+                if reply._state == _OPEN:
+                    self._unanswered(reply)
             finally:
+                reply._state = _FINISHED
                 conn.release()
 
         conn.hold()
@@ -204,9 +360,10 @@ class Component:
 
     # login -------------------------------------------------------------
 
-    def _login(self, conn: Connection, request: common_pb2.LoginRequest) -> None:
+    def _login(self, reply: Reply, request: common_pb2.LoginRequest) -> None:
+        conn = reply.conn
         error = self.auth.check(conn.user, request.username, request.password)
-        self.reply(conn, common_pb2.LoginResponse(request_id=request.request_id, error_message=error))
+        reply.send(common_pb2.LoginResponse(request_id=request.request_id, error_message=error))
         if error:
             self.log.info("login refused for %r from %s: %s", request.username, conn.peer, error)
             return
@@ -296,6 +453,8 @@ def run_component(cls: type[Component], argv: list[str] | None = None) -> int:
         print(f"{cls.name}: {exc}", file=sys.stderr)
         return 2
     log.info("%s starting with config %s (%d users)", cls.name, args.config, len(users))
+    for warning in config.warnings:  # config.py cannot log: logging is set up from the config
+        log.warning("%s", warning)
     try:
         component = cls(config, users, log)
         with asyncio.Runner(loop_factory=_new_loop) as runner:

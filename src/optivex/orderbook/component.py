@@ -13,7 +13,7 @@ import logging
 import sys
 from time import time_ns
 
-from optivex.app.component import Component, handles, run_component
+from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
 from optivex.app.users import User
 from optivex.engine import BUY, Exchange, Rejected
@@ -41,28 +41,27 @@ class OrderBookComponent(Component):
         self.instruments: dict[int, common_pb2.Instrument] = {}
 
     @handles(pb.CreateOrderBookRequest)
-    def create_order_book(self, conn: Connection, request: pb.CreateOrderBookRequest) -> None:
+    def create_order_book(self, reply: Reply, request: pb.CreateOrderBookRequest) -> None:
         tick = tick_to_units(request.tick_size)
         if tick is None:
-            self.reply_error(conn, pb.CREATE_ORDER_BOOK_REQUEST, request, tick_size_error(request.tick_size))
+            reply.error(tick_size_error(request.tick_size))
             return
         instrument = request.instrument if request.HasField("instrument") else None
         if instrument is not None:
             i = instrument
             error = instrument_error(i.symbol, i.description, i.currency, i.multiplier)
             if error:
-                self.reply_error(conn, pb.CREATE_ORDER_BOOK_REQUEST, request, error)
+                reply.error(error)
                 return
         try:
             book = self.exchange.create_book(tick, instrument.symbol if instrument else None, time_ns())
         except Rejected as exc:
-            self.reply_error(conn, pb.CREATE_ORDER_BOOK_REQUEST, request, str(exc))
+            reply.error(str(exc))
             return
-        self.reply(
-            conn,
+        reply.send(
             pb.CreateOrderBookResponse(
                 request_id=request.request_id, order_book_id=book.book_id, timestamp=book.timestamp
-            ),
+            )
         )
         if instrument is not None:
             self.instruments[book.book_id] = instrument
@@ -74,10 +73,10 @@ class OrderBookComponent(Component):
         self.broadcast(self._book_created(book.book_id, book.tick, book.timestamp))
 
     @handles(pb.InsertOrderRequest)
-    def insert_order(self, conn: Connection, request: pb.InsertOrderRequest) -> None:
+    def insert_order(self, reply: Reply, request: pb.InsertOrderRequest) -> None:
         timestamp = time_ns()
         if len(request.on_behalf_of_username) > MAX_USERNAME:
-            self.reply_error(conn, pb.INSERT_ORDER_REQUEST, request, USERNAME_TOO_LONG)
+            reply.error(USERNAME_TOO_LONG)
             return
         try:
             order, fills = self.exchange.insert(
@@ -89,7 +88,7 @@ class OrderBookComponent(Component):
                 timestamp,
             )
         except Rejected as exc:
-            self.reply_error(conn, pb.INSERT_ORDER_REQUEST, request, str(exc))
+            reply.error(str(exc))
             return
         order_id = order.order_id
         # Most orders trade nothing: a repeated field passed to the constructor,
@@ -103,7 +102,7 @@ class OrderBookComponent(Component):
         )
         if trade_ids:
             response.trade_ids.extend(trade_ids)
-        conn.send(encode_frame(pb.INSERT_ORDER_RESPONSE, response.SerializeToString()))
+        reply.send(response)
         if not self.subscribers:
             return
         book_id = order.book_id
@@ -140,25 +139,20 @@ class OrderBookComponent(Component):
         self.broadcast_frames(events)
 
     @handles(pb.CancelOrderRequest)
-    def cancel_order(self, conn: Connection, request: pb.CancelOrderRequest) -> None:
+    def cancel_order(self, reply: Reply, request: pb.CancelOrderRequest) -> None:
         timestamp = time_ns()
         try:
             self.exchange.cancel(request.order_book_id, request.order_id, timestamp)
         except Rejected as exc:
-            self.reply_error(conn, pb.CANCEL_ORDER_REQUEST, request, str(exc))
+            reply.error(str(exc))
             return
-        conn.send(
-            encode_frame(
-                pb.CANCEL_ORDER_RESPONSE,
-                pb.CancelOrderResponse(request_id=request.request_id).SerializeToString(),
-            )
-        )
+        reply.send(pb.CancelOrderResponse(request_id=request.request_id))
         self.broadcast(pb.OnOrderCancelled(order_id=request.order_id, cancellation_timestamp=timestamp))
 
     @handles(pb.BarrierRequest)
-    def barrier(self, conn: Connection, request: pb.BarrierRequest) -> None:
+    def barrier(self, reply: Reply, request: pb.BarrierRequest) -> None:
         """Answer after everything queued for this connection before the request (proto/order_book.proto)."""
-        self.reply(conn, pb.BarrierResponse(request_id=request.request_id))
+        reply.send(pb.BarrierResponse(request_id=request.request_id))
 
     def on_login(self, conn: Connection) -> None:
         frames = [

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from optivex.app.component import Component, handles, run_component
-from optivex.net import Connection
+from optivex.app.component import Component, Reply, handles, run_component
 from optivex.proto import sample_pb2
 
 
@@ -21,8 +20,8 @@ class SampleApp(Component):
     protocols = ("sample",)
 
     @handles(sample_pb2.EchoRequest)
-    def echo(self, conn: Connection, request: sample_pb2.EchoRequest) -> None:
-        self.reply(conn, sample_pb2.EchoResponse(request_id=request.request_id, text=request.text))
+    def echo(self, reply: Reply, request: sample_pb2.EchoRequest) -> None:
+        reply.send(sample_pb2.EchoResponse(request_id=request.request_id, text=request.text))
 
 
 def main() -> None:
