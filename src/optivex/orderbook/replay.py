@@ -167,7 +167,7 @@ class ReplaySnapshots:
             return
         last = len(fills) - 1
         for index, (_, maker_id, _, _, quantity) in enumerate(fills):
-            before = quantity
+            before: int = quantity
             if index == last:
                 maker = self._exchange.get_order(maker_id)
                 if maker is not None:
