@@ -218,8 +218,6 @@ class Connection(asyncio.Protocol):
         self._last_input = 0.0
         self._loop = asyncio.get_running_loop()
         self.closed = False
-        self.frames_sent = 0
-        """Frames queued on this connection so far (tells whether a request was answered)."""
         self.peer = "?"
         self.user: str | None = None
         """The logged-in username; None before a successful login."""
@@ -372,7 +370,6 @@ class Connection(asyncio.Protocol):
         """
         if self.closed:
             return
-        self.frames_sent += 1
         if self._stream is not None:
             self._defer(frame)
             return
