@@ -1,4 +1,4 @@
-"""Login replay snapshots (orderbook/replay.py): what a slice shows is the state at login, whatever happened since."""
+"""Login replay snapshots (orderbook/replay.py): a slice shows the state at login, whatever happened since."""
 
 from __future__ import annotations
 

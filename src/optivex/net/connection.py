@@ -72,10 +72,10 @@ MAX_IN_FLIGHT = 64
 """Requests of one connection held (answered later) at once; above, its frames wait and it is not read."""
 STREAM_HIGH_WATER = 64 * 1024
 """A stream produces only while its transport holds at most this many unsent bytes (resumes below 1/4)."""
-STREAM_SLICE_FRAMES = 256
+STREAM_SLICE_FRAMES = 128
 """Frames one stream produces per slice, before the next streaming connection's turn."""
-STREAM_FRAMES_PER_ITERATION = 1024
-"""Frames all streams together produce per event-loop iteration (a replay frame costs about 1-2 us)."""
+STREAM_FRAMES_PER_ITERATION = 512
+"""Frames all streams together produce per event-loop iteration (a replay frame costs 2-4 us to encode)."""
 MAX_INPUT_BUFFERED = 64 * 1024 * 1024
 """Bytes of partial frames all connections of the process may hold together."""
 FRAME_STALL_TIMEOUT = 10.0
