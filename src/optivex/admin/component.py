@@ -6,6 +6,18 @@ truth for instruments: it refuses a symbol already used that day, so two
 admins racing for one symbol cannot both succeed, and every component
 connected to it learns the instrument from its OnOrderBookCreated.
 
+The order book is a declared dependency (a request link, ``app.dependents``):
+the framework keeps it connected and reconnects after the order book
+restarts. While it is unreachable a CreateInstrument waits up to
+``dependents.LINK_WAIT`` for it and is then answered "order book
+unavailable; the request was not carried out"; once forwarded, it is
+answered within ``dependents.REQUEST_DEADLINE`` whatever the order book does
+(past it: "order book did not answer within ...; the request may or may not
+have been carried out"). At most ``dependents.MAX_IN_FLIGHT`` requests are
+outstanding on the link (each client connection holds at most
+``net.connection.MAX_IN_FLIGHT`` of them): a burst from one client waits
+its turn instead of overflowing the link.
+
 Who may administer: by default every user of the data file. An optional
 `admins` list of usernames in this component's config restricts
 CreateInstrument to those users.
@@ -13,21 +25,16 @@ CreateInstrument to those users.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
-from optivex.app.component import Component, handles, run_component
-from optivex.app.config import ComponentConfig, ConfigError
+from optivex.app.component import Component, Reply, handles, run_component
+from optivex.app.config import ComponentConfig
+from optivex.app.dependents import LinkError, Requests
 from optivex.app.users import User
-from optivex.client import AsyncClient, ConnectionClosed
 from optivex.instruments import instrument_error, tick_size_error
-from optivex.net import Connection
 from optivex.proto import admin_pb2 as pb
 from optivex.proto import order_book_pb2
-
-CONNECT_TIMEOUT = 5.0
-ORDER_BOOK_UNAVAILABLE = "order book unavailable; the instrument was not created"
 
 
 class AdminComponent(Component):
@@ -35,94 +42,47 @@ class AdminComponent(Component):
 
     name = "admin"
     protocols = ("admin",)
+    dependencies = (Requests("order_book"),)
 
     def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
         super().__init__(config, users, log)
         admins = config.raw.get("admins")  # validated with the config (optivex_config_schema.json)
         self.admins: frozenset[str] | None = frozenset(admins) if admins is not None else None
-        self.order_book: AsyncClient | None = None
-        self._reconnect: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    async def start(self) -> None:
-        self.order_book = await self._connect(CONNECT_TIMEOUT)
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-        if self.order_book is not None:
-            self.order_book.close()
-
-    async def _connect(self, timeout: float) -> AsyncClient:
-        address = self.config.target("order_book")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                client = await AsyncClient.connect(address.host, address.port, "order_book", log=self.log)
-            except OSError as exc:
-                if loop.time() >= deadline:
-                    raise ConfigError(
-                        f"cannot reach the order book at {address.host}:{address.port}: {exc}"
-                    ) from exc
-                await asyncio.sleep(0.05)
-                continue
-            self.log.info("connected to the order book at %s:%d", address.host, address.port)
-            client.closed.add_done_callback(lambda _: self._order_book_lost())
-            return client
-
-    def _order_book_lost(self) -> None:
-        if self._stopping:
-            return
-        self.log.error("lost the connection to the order book; reconnecting")
-        self.order_book = None
-        self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_forever())
-
-    async def _reconnect_forever(self) -> None:
-        while self.order_book is None:
-            try:
-                self.order_book = await self._connect(1.0)
-            except ConfigError as exc:
-                self.log.error("%s", exc)
+        self.order_book = self.links["order_book"]
 
     @handles(pb.CreateInstrumentRequest)
-    async def create_instrument(self, conn: Connection, request: pb.CreateInstrumentRequest) -> None:
-        error = self._validate(conn, request)
+    async def create_instrument(self, reply: Reply, request: pb.CreateInstrumentRequest) -> None:
+        error = self._validate(reply.user, request)
         if error:
-            self.reply_error(conn, pb.CREATE_INSTRUMENT_REQUEST, request, error)
-            return
-        if self.order_book is None:
-            self.reply_error(conn, pb.CREATE_INSTRUMENT_REQUEST, request, ORDER_BOOK_UNAVAILABLE)
+            reply.error(error)
             return
         try:
             created = await self.order_book.request(
                 order_book_pb2.CreateOrderBookRequest(
                     tick_size=request.tick_size, instrument=request.instrument
-                )
+                ),
+                order_book_pb2.CreateOrderBookResponse,
             )
-        except ConnectionClosed:
-            self.reply_error(conn, pb.CREATE_INSTRUMENT_REQUEST, request, ORDER_BOOK_UNAVAILABLE)
+        except LinkError as exc:
+            reply.error(str(exc))
             return
-        assert isinstance(created, order_book_pb2.CreateOrderBookResponse)
         if created.error_message:
-            self.reply_error(conn, pb.CREATE_INSTRUMENT_REQUEST, request, created.error_message)
+            reply.error(created.error_message)
             return
         self.log.info(
-            "%s created instrument %s (book %d)", conn.user, request.instrument.symbol, created.order_book_id
+            "%s created instrument %s (book %d)", reply.user, request.instrument.symbol, created.order_book_id
         )
-        self.reply(
-            conn,
+        reply.send(
             pb.CreateInstrumentResponse(
                 request_id=request.request_id,
                 created_timestamp=created.timestamp,
                 order_book_id=created.order_book_id,
-            ),
+            )
         )
 
-    def _validate(self, conn: Connection, request: pb.CreateInstrumentRequest) -> str:
-        if self.admins is not None and conn.user not in self.admins:
-            return f"user {conn.user!r} may not create instruments: not in this exchange's admins"
+    def _validate(self, user: str | None, request: pb.CreateInstrumentRequest) -> str:
+        if self.admins is not None and user not in self.admins:
+            return f"user {user!r} may not create instruments: not in this exchange's admins"
         if not request.HasField("instrument"):
             return "instrument is required"
         i = request.instrument

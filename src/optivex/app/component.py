@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError, Message
 
 from optivex.app.auth import NOT_LOGGED_IN, Authenticator
 from optivex.app.config import ComponentConfig, ConfigError, load_config
+from optivex.app.dependents import Dependency, Link, create_links
 from optivex.app.users import User, load_users
 from optivex.net import BusyPoll, Connection
 from optivex.proto import common_pb2
@@ -176,6 +177,8 @@ class Component:
     default_auth_required: ClassVar[bool] = True
     default_busy_poll_microseconds: ClassVar[int] = 0
     """How long the loop polls instead of sleeping after a read, unless the config says (net.busy_poll)."""
+    dependencies: ClassVar[tuple[Dependency, ...]] = ()
+    """The components this one talks to (app.dependents): each gets a link in ``self.links``, kept up."""
 
     def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
         self.config = config
@@ -191,6 +194,8 @@ class Component:
         self._busy_poll: BusyPoll | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.links: dict[str, Link] = create_links(self, self.dependencies, config, log)
+        """The link of each declared dependency, by connectTo target; started once listening."""
         self._reply = Reply._idle(self)
         self._routes: dict[int, _Route] = {LOGIN_REQUEST: self._route(common_pb2.LoginRequest, self._login)}
         for attr in dir(type(self)):
@@ -208,7 +213,7 @@ class Component:
     # lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to what this component depends on; runs before listening."""
+        """Runs once listening, the links of ``dependencies`` connecting meanwhile; must not wait for them."""
 
     async def stop(self) -> None:
         """Release what start() acquired; runs after connections are closed."""
@@ -409,16 +414,20 @@ async def _serve_until_signalled(component: Component) -> None:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    # Listen first: connecting to dependencies (and their replays) never delays accepting.
+    server = await component.serve()
+    for link in component.links.values():
+        link.start()
     starting = loop.create_task(component.start())
     signalled = loop.create_task(stopping.wait())
     await asyncio.wait((starting, signalled), return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
         starting.cancel()
-        await component.stop()
+        component.close_all()
+        await _stop(component)
         return
     signalled.cancel()
     starting.result()
-    server = await component.serve()
     # Everything allocated so far lives all day: keep it out of the collector's
     # scans, and collect young objects less often (orders are many and small).
     gc.collect()
@@ -435,9 +444,18 @@ async def _serve_until_signalled(component: Component) -> None:
     await stopping.wait()
     component.log.info("%s stopping", component.name)
     component.close_all()
-    await component.stop()
+    await _stop(component)
     await asyncio.sleep(0.05)  # let queued frames and close notifications go out
     component.abort_all()
+
+
+async def _stop(component: Component) -> None:
+    """The component's stop(), then its links closed."""
+    try:
+        await component.stop()
+    finally:
+        for link in component.links.values():
+            await link.stop()
 
 
 def run_component(cls: type[Component], argv: list[str] | None = None) -> int:

@@ -1,0 +1,283 @@
+"""Links from a component to the components it depends on, kept up by the framework.
+
+A component declares what it talks to::
+
+    class AdminComponent(Component):
+        dependencies = (Requests("order_book"),)      # a request link
+    class InfoComponent(Component):
+        dependencies = (Follows("order_book"),)       # a feed: link + mirror (optivex.feed)
+
+and finds each one connected in ``self.links[target]``. The base starts the
+links once it listens (connecting never delays accepting: the contract's 2 s
+readiness), and stops them when the component stops. A ``Link`` connects to
+its ``connectTo`` target, runs its set-up (a feed logs in and applies the
+replay), serves requests, and reconnects after the target restarts or the
+connection drops, with a fresh set-up each time. A feed is the same code:
+``optivex.feed.follower.Feed`` is a Link with a mirror.
+
+The unavailable rule (one rule for every dependent component): a request
+that needs the target waits up to ``LINK_WAIT`` seconds for the link to be up
+(not yet connected, reconnecting); then it is answered with
+``"<target> unavailable; the request was not carried out"`` (``Unavailable``).
+
+Deadlines and bounds of a request sent over a link (``Link.request``):
+
+- at most ``MAX_IN_FLIGHT`` requests are outstanding on one link; more wait
+  for a slot (backpressure: a burst from clients never overflows the link,
+  whose peer reads at its own pace);
+- every request has a deadline, ``REQUEST_DEADLINE`` seconds from when the
+  link was up and the request queued for a slot; past it the caller gets
+  ``NoAnswer`` ("<target> did not answer within D s; the request may or may
+  not have been carried out") and nothing is left behind: the slot is freed
+  and the client no longer waits for the response (a late one is dropped).
+  The same error, with "connection lost" instead, when the link drops with
+  the request unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from google.protobuf.message import Message
+
+from optivex.app.config import Address, ComponentConfig
+from optivex.client import AsyncClient, ConnectionClosed, RequestTimeout
+
+M = TypeVar("M", bound=Message)
+
+LINK_WAIT = 2.0
+"""Seconds a request that needs a target waits for its link to be up before it is answered 'unavailable'."""
+REQUEST_DEADLINE = 2.0
+"""Seconds a request over a link may take (slot wait and round trip) before its caller gets NoAnswer."""
+MAX_IN_FLIGHT = 256
+"""Requests outstanding on one link at once; further requests wait for a slot."""
+RETRY_MIN = 0.02
+RETRY_MAX = 0.25
+"""Seconds between connection attempts: doubling from RETRY_MIN up to RETRY_MAX while the target is down."""
+
+
+class LinkError(Exception):
+    """A request over a link failed; ``str(exc)`` is the error_message to answer the client with."""
+
+
+class Unavailable(LinkError):
+    """The link was not up within LINK_WAIT (or the link is stopping): the request was not sent."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(f"{target.replace('_', ' ')} unavailable; the request was not carried out")
+
+
+class Busy(LinkError):
+    """No free slot (MAX_IN_FLIGHT requests outstanding) before the deadline: the request was not sent."""
+
+    def __init__(self, target: str, seconds: float) -> None:
+        super().__init__(
+            f"{target.replace('_', ' ')} busy: no answer slot within {seconds:g} s; "
+            "the request was not carried out"
+        )
+
+
+class NoAnswer(LinkError):
+    """The request was sent (or may have been) and no response came: deadline passed or link lost."""
+
+    def __init__(self, target: str, why: str) -> None:
+        super().__init__(
+            f"{target.replace('_', ' ')} {why}; the request may or may not have been carried out"
+        )
+
+
+class Link:
+    """One connection to a ``connectTo`` target, kept up; see the module docstring.
+
+    Subclasses (the feed) hook into the connection's life: ``_message`` gets
+    every message that is not a response, ``_set_up`` runs on each new
+    connection before it counts as up, ``_went_up``/``_went_down`` tell the
+    owner.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        address: Address,
+        protocol: str,
+        log: logging.Logger,
+        *,
+        link_wait: float = LINK_WAIT,
+        deadline: float = REQUEST_DEADLINE,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        self.target = target
+        self.address = address
+        self.protocol = protocol
+        self.log = log
+        self.link_wait = link_wait
+        self.deadline = deadline
+        self.client: AsyncClient | None = None
+        """The connection while the link is up (set up done), else None."""
+        self.connections = 0
+        """How many times the link came up (1 after the first connection)."""
+        self._up = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # lifecycle ---------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        return self.client is not None
+
+    def start(self) -> None:
+        """Start connecting (in the background: returns at once)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"link to {self.target}")
+
+    async def stop(self) -> None:
+        """Close the connection and stop reconnecting."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        self._up.clear()
+
+    async def wait_up(self, timeout: float | None = None) -> AsyncClient:
+        """The connection once the link is up; Unavailable after `timeout` (default: link_wait)."""
+        client = self.client
+        if client is not None:
+            return client
+        if not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), self.link_wait if timeout is None else timeout)
+        if self.client is None:
+            raise Unavailable(self.target)
+        return self.client
+
+    async def _run(self) -> None:
+        host, port = self.address.host, self.address.port
+        delay = RETRY_MIN
+        complained = False
+        while True:
+            try:
+                client = await AsyncClient.connect(
+                    host, port, self.protocol, self._message, self.log, request_timeout=None
+                )
+            except OSError as exc:
+                if not complained:  # once per outage, not once per attempt
+                    self.log.warning(
+                        "cannot reach the %s at %s:%d (%s); retrying", self.target, host, port, exc
+                    )
+                    complained = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            try:
+                await self._set_up(client)
+            except (ConnectionClosed, LinkError) as exc:
+                self.log.warning("connection to the %s failed while setting up: %s", self.target, exc)
+                client.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            except Exception:  # a bug in a set-up must not end the link for the rest of the day
+                self.log.exception("setting up the connection to the %s failed", self.target)
+                client.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if client.closed.done():
+                continue
+            delay, complained = RETRY_MIN, False
+            self.client = client
+            self.connections += 1
+            self._up.set()
+            self.log.info("connected to the %s at %s:%d", self.target, host, port)
+            self._went_up(client)
+            await asyncio.wait((client.closed,))
+            self.client = None
+            self._up.clear()
+            self.log.error("lost the connection to the %s; reconnecting", self.target)
+            self._went_down()
+
+    # hooks ---------------------------------------------------------------
+
+    def _message(self, message: Message) -> None:
+        """A message that answers no request (an event); ignored by a plain link."""
+
+    async def _set_up(self, client: AsyncClient) -> None:
+        """Run on each new connection before the link counts as up (a feed: login and replay)."""
+
+    def _went_up(self, client: AsyncClient) -> None:
+        """The link is up (set-up done)."""
+
+    def _went_down(self) -> None:
+        """The link went down; it reconnects by itself."""
+
+    # requests ------------------------------------------------------------
+
+    async def request(self, message: Message, expect: type[M]) -> M:
+        """Send a request and return its response, a `expect` (which may carry an error_message).
+
+        Raises Unavailable (link not up within link_wait: not sent), Busy (no
+        free slot before the deadline: not sent) or NoAnswer (sent, and the
+        deadline passed or the link was lost before the response came).
+        """
+        client = await self.wait_up()
+        return await self._request_on(client, message, expect)
+
+    async def _request_on(self, client: AsyncClient, message: Message, expect: type[M]) -> M:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise Busy(self.target, self.deadline) from None
+        try:
+            if client.closed.done():
+                raise Unavailable(self.target)
+            # The client's own deadline frees the request's entry and drops a late response.
+            return await client.request(message, max(deadline - loop.time(), 0.001), expect=expect)
+        except RequestTimeout:
+            raise NoAnswer(self.target, f"did not answer within {self.deadline:g} s") from None
+        except ConnectionClosed:
+            raise NoAnswer(self.target, "connection lost before it answered") from None
+        finally:
+            self._slots.release()
+
+
+class Dependency(Protocol):
+    """What a component declares in ``dependencies``: a target and how to build its link."""
+
+    @property
+    def target(self) -> str:
+        """The connectTo key of the component depended on."""
+
+    def create(self, owner: Any, config: ComponentConfig, log: logging.Logger) -> Link:
+        """The (not yet started) link of `owner`, a component."""
+
+
+@dataclass(frozen=True)
+class Requests:
+    """A request link to the ``connectTo`` target `target` (no login, no events)."""
+
+    target: str
+    protocol: str = "order_book"
+
+    def create(self, owner: Any, config: ComponentConfig, log: logging.Logger) -> Link:
+        return Link(self.target, config.target(self.target), self.protocol, log)
+
+
+def create_links(
+    owner: Any, dependencies: tuple[Dependency, ...], config: ComponentConfig, log: logging.Logger
+) -> dict[str, Link]:
+    """The links of a component's declared dependencies, by target (built, not started)."""
+    return {d.target: d.create(owner, config, log) for d in dependencies}
