@@ -1,17 +1,53 @@
-"""The client side of a protocol connection, without I/O."""
+"""The client side of a protocol connection, without I/O: the one core both client layers use.
+
+`ClientSession` turns requests into frames and received bytes (or frames) into
+typed results, and it is the ONE place where responses are matched to
+requests:
+
+- `encode_request` gives a request a fresh request_id (unless it has one) and
+  remembers that its response is awaited;
+- every message received is then either a `Response` (its class is the
+  response class of an awaited request and its request_id is that request's:
+  the session stops waiting for it) or an `Event` (everything else: events,
+  and responses to requests nobody awaits, such as those sent with
+  `encode`/`send` only or with an id the session never issued);
+- `forget` stops waiting for a request (its deadline passed, its caller gave
+  up). Its response, should it still come, is dropped: a caller that has been
+  told "timed out" never sees it, and a client that does not read events is
+  not filled up by late answers. Only the id is remembered for that, in a
+  table of at most `MAX_ABANDONED` ids (the oldest is forgotten first; a late
+  response whose id was forgotten too becomes an `Event`).
+
+Frames of a type the protocol does not know are skipped (counted in
+`skipped`). A protocol violation by the server (a bad frame length, a payload
+that does not decode as its type) ends the stream: the results before it are
+returned, `error` says what happened and nothing more is decoded; the layers
+then close the connection and raise `ProtocolViolation`.
+"""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from optivex.protocols import PROTOCOLS, Protocol
-from optivex.wire import FrameDecoder, FrameError, encode_frame
+from optivex.wire import Frame, FrameDecoder, FrameError, encode_frame
+
+M = TypeVar("M", bound=Message)
+
+MAX_ABANDONED = 1024
+"""Request ids forgotten (timed out, cancelled) whose late responses are still recognised and dropped."""
 
 
 class ConnectionClosed(Exception):
     """The server closed the connection (or it was reset)."""
+
+
+class ProtocolViolation(ConnectionClosed):
+    """The server broke the protocol (bad frame length, undecodable payload); the connection is closed."""
 
 
 class RequestFailed(Exception):
@@ -22,14 +58,62 @@ class RequestFailed(Exception):
         super().__init__(getattr(response, "error_message", "request failed"))
 
 
+class RequestTimeout(TimeoutError):
+    """No response within the request's deadline; the client no longer waits for it."""
+
+    def __init__(self, request_id: int, seconds: float) -> None:
+        self.request_id = request_id
+        self.seconds = seconds
+        super().__init__(f"no response to request {request_id} within {seconds:g} s")
+
+
+class UnexpectedMessage(AssertionError):
+    """`receive_as` got a message of another class than the one it was told to expect."""
+
+    def __init__(self, expected: type[Message], message: Message) -> None:
+        self.message = message
+        text = str(message).replace("\n", " ")
+        if len(text) > 200:
+            text = text[:200] + "..."
+        super().__init__(f"expected {expected.__name__}, got {type(message).__name__}: {text}")
+
+
+@dataclass(slots=True)
+class Response(Generic[M]):
+    """The response to a request this session awaited."""
+
+    request_id: int
+    message: M
+
+
+@dataclass(slots=True)
+class Event:
+    """A message that answers no awaited request: an event, or a response nobody waits for."""
+
+    message: Message
+
+
+Received = Response[Message] | Event
+"""What the session makes of one received message."""
+
+
 class ClientSession:
-    """Encodes messages into frames and decodes received bytes into messages."""
+    """Encodes requests, decodes received bytes, matches responses to the requests awaiting them."""
 
     def __init__(self, protocol: Protocol | str) -> None:
         self.protocol = PROTOCOLS[protocol] if isinstance(protocol, str) else protocol
         self._decoder = FrameDecoder()
         self._request_ids = itertools.count(1)
         self.response_classes = frozenset(self.protocol.responses.values())
+        self._waiting: dict[int, type[Message]] = {}
+        """request_id -> the class of the response awaited."""
+        self._abandoned: dict[int, type[Message]] = {}
+        """Forgotten requests, oldest first, whose late responses are dropped."""
+        self._violation: FrameError | None = None
+        self.skipped = 0
+        """Frames of a type this protocol does not know, skipped so far."""
+
+    # requests ---------------------------------------------------------
 
     def next_request_id(self) -> int:
         return next(self._request_ids)
@@ -43,27 +127,112 @@ class ClientSession:
         return request_id
 
     def encode(self, message: Message) -> bytes:
-        """The frame carrying `message`."""
+        """The frame carrying `message` (its response, if any, will be an Event: nobody awaits it)."""
         return encode_frame(self.protocol.types[type(message)], message.SerializeToString())
 
-    def receive(self, data: bytes) -> list[Message]:
-        """Messages completed by `data`; types this protocol does not know are skipped.
+    def response_class(self, request: Message) -> type[Message]:
+        """The class of the response to `request`; ValueError if it is not a request of this protocol."""
+        cls = self.protocol.responses.get(self.protocol.types.get(type(request), -1))
+        if cls is None:
+            raise ValueError(f"{type(request).__name__} is not a request of protocol {self.protocol.name}")
+        return cls
 
-        Raises google.protobuf.message.DecodeError on an undecodable payload;
-        a bad frame length ends the stream: see `error`.
+    def encode_request(self, request: Message) -> tuple[int, bytes]:
+        """(request_id, frame) of a request whose response is then awaited (see `forget`).
+
+        A request_id of 0 is replaced by a fresh one; a request_id already
+        awaited is a ValueError (its responses could not be told apart).
         """
+        expected = self.response_class(request)
+        request_id = self.prepare(request)
+        if request_id in self._waiting:
+            raise ValueError(f"request_id {request_id} is already awaited")
+        frame = self.encode(request)
+        self._abandoned.pop(request_id, None)
+        self._waiting[request_id] = expected
+        return request_id, frame
+
+    def forget(self, request_id: int) -> None:
+        """Stop waiting for a request; its response, should it come, is dropped."""
+        expected = self._waiting.pop(request_id, None)
+        if expected is None:
+            return
+        abandoned = self._abandoned
+        abandoned[request_id] = expected
+        if len(abandoned) > MAX_ABANDONED:
+            del abandoned[next(iter(abandoned))]
+
+    def forget_all(self) -> None:
+        """Stop waiting for every request (the connection is gone)."""
+        self._waiting.clear()
+        self._abandoned.clear()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests whose responses are awaited."""
+        return len(self._waiting)
+
+    def awaits(self, request_id: int) -> bool:
+        return request_id in self._waiting
+
+    # received data ----------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Received]:
+        """What the messages completed by `data` are, in arrival order (see the module docstring)."""
+        if self._violation is not None:
+            return []
+        return self._classify(self._decoder.feed(data))
+
+    def receive_frame(self, msg_type: int, payload: bytes) -> Received | None:
+        """One frame already split from the stream (by a Connection); None when skipped or undecodable."""
+        if self._violation is not None:
+            return None
+        results = self._classify([(msg_type, payload)])
+        return results[0] if results else None
+
+    def receive(self, data: bytes) -> list[Message]:
+        """Messages completed by `data`, responses and events alike (late responses dropped).
+
+        Types this protocol does not know are skipped; a protocol violation
+        ends the stream (see `error`).
+        """
+        return [item.message for item in self.receive_data(data)]
+
+    def _classify(self, frames: list[Frame]) -> list[Received]:
+        """Decode frames and match responses to awaited requests: the one place where that happens."""
         classes = self.protocol.classes
-        out: list[Message] = []
-        for msg_type, payload in self._decoder.feed(data):
+        response_classes = self.response_classes
+        waiting = self._waiting
+        abandoned = self._abandoned
+        out: list[Received] = []
+        append = out.append
+        for msg_type, payload in frames:
             cls = classes.get(msg_type)
-            if cls is not None:
-                out.append(cls.FromString(payload))
+            if cls is None:
+                self.skipped += 1
+                continue
+            try:
+                message = cls.FromString(payload)
+            except DecodeError as exc:
+                self._violation = FrameError(f"undecodable {cls.__name__} (type {msg_type}): {exc}")
+                break
+            if (waiting or abandoned) and cls in response_classes:
+                request_id: int = message.request_id  # type: ignore[attr-defined]
+                if waiting.get(request_id) is cls:
+                    del waiting[request_id]
+                    append(Response(request_id, message))
+                    continue
+                if abandoned.get(request_id) is cls:
+                    del abandoned[request_id]
+                    continue
+            append(Event(message))
         return out
 
     @property
     def error(self) -> FrameError | None:
         """The server's protocol violation that ended the stream, if any."""
-        return self._decoder.error
+        return self._violation or self._decoder.error
 
     def is_response(self, message: Message) -> bool:
+        """Whether `message` is of a response class of this protocol (awaited or not)."""
         return type(message) in self.response_classes

@@ -1,4 +1,10 @@
-"""A blocking client: one socket, one thread, messages in arrival order."""
+"""The blocking layer: one socket, one thread, messages in arrival order.
+
+A thin shell around `ClientSession`: it reads bytes and hands them to the
+session, which decodes them and says which message answers the request being
+waited for; everything else (events, responses nobody awaits) is kept in
+`pending`, in arrival order, for `receive()`.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,37 @@ import collections
 import socket
 import struct
 import time
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from google.protobuf.message import Message
 
-from optivex.client.session import ClientSession, ConnectionClosed, RequestFailed
+from optivex.client.session import (
+    ClientSession,
+    ConnectionClosed,
+    Event,
+    ProtocolViolation,
+    RequestFailed,
+    RequestTimeout,
+    UnexpectedMessage,
+)
 from optivex.proto import common_pb2
 from optivex.protocols import Protocol
 from optivex.wire import READ_SIZE
 
 M = TypeVar("M", bound=Message)
 DEFAULT_TIMEOUT = 3.0
+"""Seconds `receive` and `request` wait when not told otherwise."""
 
 
 class SyncClient:
     """Blocking connection to one component.
 
     `receive()` returns messages in the order they arrived; `request()` sends
-    and returns the response with the same request_id, keeping whatever
-    arrived before it (events) for later `receive()` calls.
+    and returns the response to that request (matched by the session), keeping
+    whatever else arrived meanwhile (events) in `pending` for later `receive()`
+    calls. The response to a request sent with `send()` is not awaited: it is
+    received like an event. A request whose deadline passes raises
+    `RequestTimeout` and is forgotten: its late response is dropped.
 
     `busy_poll` (seconds): before sleeping in a read, poll the socket for up
     to that long. A bot that waits for its responses gets them sooner (a
@@ -51,6 +69,9 @@ class SyncClient:
         self.sock.settimeout(None)
         self._receive_timeout = 0.0
         self.pending: collections.deque[Message] = collections.deque()
+        """Messages received and not yet returned by `receive`, in arrival order."""
+        self._answered: dict[int, Message] = {}
+        """Responses the session matched, until `request` returns them."""
         self.closed = False
 
     def __enter__(self) -> SyncClient:
@@ -61,9 +82,10 @@ class SyncClient:
 
     def close(self) -> None:
         self.sock.close()
+        self.session.forget_all()
 
     def send(self, *messages: Message) -> None:
-        """Send messages in one write; requests without a request_id get one."""
+        """Send messages in one write; requests without a request_id get one (their responses are events)."""
         session = self.session
         for message in messages:
             session.prepare(message)
@@ -73,6 +95,13 @@ class SyncClient:
         self.sock.sendall(data)
 
     def _read(self, deadline: float) -> None:
+        """One read; its events go to `pending`, its matched responses to `_answered`."""
+        session = self.session
+        if session.error is not None:
+            if not self.closed:
+                self.closed = True
+                self.close()
+            raise ProtocolViolation(f"protocol violation by the server: {session.error}")
         try:
             data = self._poll(deadline) if self.busy_poll else None
             if data is None:
@@ -83,10 +112,12 @@ class SyncClient:
         if not data:
             self.closed = True
             raise ConnectionClosed("closed by the server")
-        self.pending.extend(self.session.receive(data))
-        if self.session.error is not None and not self.pending:
-            self.closed = True
-            raise ConnectionClosed(f"protocol violation by the server: {self.session.error}")
+        pending = self.pending
+        for item in session.receive_data(data):
+            if isinstance(item, Event):
+                pending.append(item.message)
+            else:
+                self._answered[item.request_id] = item.message
 
     def _poll(self, deadline: float) -> bytes | None:
         """Read without sleeping, for up to `busy_poll` seconds; None when nothing came."""
@@ -119,43 +150,75 @@ class SyncClient:
                 continue  # the kernel's timeout is rounded: it may wake early; the deadline decides
 
     def receive(self, timeout: float | None = None) -> Message:
-        """The next message, waiting up to `timeout` seconds."""
+        """The next message, waiting up to `timeout` seconds (TimeoutError after)."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not self.pending:
             self._read(deadline)
         return self.pending.popleft()
 
     def receive_as(self, cls: type[M], timeout: float | None = None) -> M:
-        """The next message, which must be a `cls`."""
+        """The next message, which must be a `cls` (UnexpectedMessage, an AssertionError, if not)."""
         message = self.receive(timeout)
         if not isinstance(message, cls):
-            raise AssertionError(f"expected {cls.__name__}, got {type(message).__name__}: {message}")
+            raise UnexpectedMessage(cls, message)
         return message
 
-    def request(self, message: Message, timeout: float | None = None, check: bool = False) -> Message:
-        """Send a request and return its response; `check` raises RequestFailed on an error."""
-        request_id = self.session.prepare(message)
-        self.sock.sendall(self.session.encode(message))
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        seen = 0
-        while True:
-            while seen < len(self.pending):
-                candidate = self.pending[seen]
-                if self.session.is_response(candidate) and candidate.request_id == request_id:  # type: ignore[attr-defined]
-                    del self.pending[seen]
-                    if check and candidate.error_message:  # type: ignore[attr-defined]
-                        raise RequestFailed(candidate)
-                    return candidate
-                seen += 1
-            self._read(deadline)
+    @overload
+    def request(self, message: Message, timeout: float | None = None, check: bool = False) -> Message: ...
+
+    @overload
+    def request(
+        self, message: Message, timeout: float | None = None, check: bool = False, *, expect: type[M]
+    ) -> M: ...
+
+    def request(
+        self,
+        message: Message,
+        timeout: float | None = None,
+        check: bool = False,
+        *,
+        expect: type[Message] | None = None,
+    ) -> Message:
+        """Send a request and return its response.
+
+        `check` raises RequestFailed when the response carries an error;
+        `expect` (the response class) types the result for the caller and
+        must be the class the protocol answers `message` with. After
+        `timeout` seconds (the client's `timeout` by default) RequestTimeout,
+        and the request is forgotten.
+        """
+        session = self.session
+        if expect is not None and expect is not session.response_class(message):
+            raise TypeError(f"{type(message).__name__} is not answered by {expect.__name__}")
+        request_id, frame = session.encode_request(message)
+        answered = self._answered
+        try:
+            self.sock.sendall(frame)
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            while (response := answered.pop(request_id, None)) is None:
+                self._read(deadline)
+        except BaseException as exc:
+            session.forget(request_id)
+            answered.pop(request_id, None)
+            if isinstance(exc, TimeoutError):
+                raise RequestTimeout(request_id, self.timeout if timeout is None else timeout) from None
+            raise
+        if check:
+            error: str = getattr(response, "error_message", "")
+            if error:
+                raise RequestFailed(response)
+        return response
 
     def login(
         self, username: str, password: str = "", timeout: float | None = None
     ) -> common_pb2.LoginResponse:
         """Log in; raises RequestFailed when refused."""
-        response = self.request(common_pb2.LoginRequest(username=username, password=password), timeout, True)
-        assert isinstance(response, common_pb2.LoginResponse)
-        return response
+        return self.request(
+            common_pb2.LoginRequest(username=username, password=password),
+            timeout,
+            True,
+            expect=common_pb2.LoginResponse,
+        )
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Read (and drop) messages until the server closes; False on timeout."""
@@ -164,6 +227,7 @@ class SyncClient:
             while True:
                 self._read(deadline)
                 self.pending.clear()
+                self._answered.clear()
         except ConnectionClosed:
             return True
         except TimeoutError:
