@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -10,7 +12,10 @@ from typing import Any
 
 import pytest
 
+from optivex.app.dependents import LINK_WAIT, REQUEST_DEADLINE
 from optivex.deploy import default_deployment_path, start_suite
+from optivex.deploy.runner import STOP_TIMEOUT
+from optivex.instruments import MAX_DESCRIPTION
 from optivex.proto import admin_pb2, common_pb2
 from optivex.proto import order_book_pb2 as ob
 
@@ -136,3 +141,98 @@ def test_admins_list_restricts_who_creates(deploy: object, tmp_path: Path) -> No
     with start_suite("order_book", tmp_path / "run", path) as deployment, Exchange(deployment) as ex:
         assert "admins" in create(ex.admin("alice"), "ABC").error_message
         assert create(ex.admin("admin"), "ABC").error_message == ""
+
+
+# The order book unreachable, silent, or flooded (app.dependents: the unavailable rule, deadlines, bounds).
+
+
+def stop_order_book(exchange: Exchange) -> None:
+    process = exchange.deployment.component("order_book").process
+    assert process is not None
+    process.terminate()
+    process.wait(STOP_TIMEOUT)
+
+
+def start_order_book(exchange: Exchange) -> None:
+    """Start the stopped order book again on its port: a new day for it (admin keeps running)."""
+    deployment = exchange.deployment
+    deployment._start_one(deployment.component("order_book"), may_move=False)
+
+
+def test_order_book_down_is_answered_unavailable_then_admin_works_again(exchange: Exchange) -> None:
+    admin = exchange.admin()
+    assert create(admin, "A").order_book_id == 1
+    stop_order_book(exchange)
+    # A fresh login is a round trip through admin's loop: admin has seen the link close by then.
+    late = exchange.admin()
+    response = late.request(
+        admin_pb2.CreateInstrumentRequest(instrument=common_pb2.Instrument(symbol="B"), tick_size=0.01),
+        timeout=LINK_WAIT + TIMEOUT,
+    )
+    assert isinstance(response, admin_pb2.CreateInstrumentResponse)
+    assert response.error_message == "order book unavailable; the request was not carried out"
+    assert (response.order_book_id, response.created_timestamp) == (0, 0)
+    start_order_book(exchange)
+    # The next request waits for the link (up to LINK_WAIT) and is carried out on the new day.
+    again = admin.request(
+        admin_pb2.CreateInstrumentRequest(instrument=common_pb2.Instrument(symbol="A"), tick_size=0.01),
+        timeout=LINK_WAIT + TIMEOUT,
+    )
+    assert isinstance(again, admin_pb2.CreateInstrumentResponse)
+    assert (again.error_message, again.order_book_id) == ("", 1)
+
+
+def test_silent_order_book_is_answered_within_the_deadline(exchange: Exchange) -> None:
+    admin = exchange.admin()
+    assert create(admin, "A").order_book_id == 1
+    pid = exchange.deployment.component("order_book").pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        response = create(admin, "B")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert response.error_message == (
+        f"order book did not answer within {REQUEST_DEADLINE:g} s; "
+        "the request may or may not have been carried out"
+    )
+    assert (response.order_book_id, response.created_timestamp) == (0, 0)
+    # The order book carries out B once it runs again; admin drops that late answer and goes on.
+    assert create(admin, "C").order_book_id == 3
+    assert "exists" in create(admin, "B").error_message
+
+
+def test_a_burst_of_30000_creates_in_one_write_is_answered_and_keeps_the_link(exchange: Exchange) -> None:
+    count = 30_000
+    description = "d" * MAX_DESCRIPTION  # the largest requests: about 31 MB in one write
+    flood = exchange.admin()
+    other = exchange.admin("alice")
+    requests = [
+        admin_pb2.CreateInstrumentRequest(
+            request_id=i + 1,
+            instrument=common_pb2.Instrument(symbol=f"S{i}", description=description),
+            tick_size=0.01,
+        )
+        for i in range(count)
+    ]
+    data = b"".join(flood.session.encode(r) for r in requests)
+    writer = threading.Thread(target=flood.send_raw, args=(data,))
+    writer.start()  # one write, read back while it goes out
+    try:
+        first = flood.receive_as(admin_pb2.CreateInstrumentResponse)
+        assert (first.request_id, first.error_message) == (1, "")
+        # Another admin client is served in the middle of the burst.
+        assert create(other, "OTHER").error_message == ""
+        errors = []
+        for i in range(2, count + 1):
+            response = flood.receive_as(admin_pb2.CreateInstrumentResponse)
+            assert response.request_id == i
+            if response.error_message:
+                errors.append(response.error_message)
+    finally:
+        writer.join(TIMEOUT)
+    assert errors == []
+    assert create(other, "LAST").order_book_id == count + 2
+    admin_log = "\n".join(p.read_text() for p in exchange.deployment.component("admin").log_files())
+    assert "lost the connection to the order book" not in admin_log
+    assert "slow consumer" not in exchange.deployment.logs()
