@@ -16,9 +16,11 @@ from time import time_ns
 from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
 from optivex.app.users import User
-from optivex.engine import BUY, Exchange, Rejected
+from optivex.engine import BUY, BookInfo, Exchange, Rejected
 from optivex.instruments import MAX_USERNAME, instrument_error, tick_size_error
 from optivex.net import Connection
+from optivex.orderbook.replay import SNAPSHOT_ORDER_BUDGET, ReplaySnapshots
+from optivex.orderbook.stream import ReplayStream
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.units import price_to_units, tick_to_units, units_to_price
@@ -39,6 +41,8 @@ class OrderBookComponent(Component):
         super().__init__(config, users, log)
         self.exchange = Exchange()
         self.instruments: dict[int, common_pb2.Instrument] = {}
+        self.replays = ReplaySnapshots(self.exchange)
+        """The snapshots of the login replays in progress (fills and cancels are reported to it)."""
 
     @handles(pb.CreateOrderBookRequest)
     def create_order_book(self, reply: Reply, request: pb.CreateOrderBookRequest) -> None:
@@ -90,6 +94,8 @@ class OrderBookComponent(Component):
         except Rejected as exc:
             reply.error(str(exc))
             return
+        if fills and self.replays.in_progress:
+            self.replays.note_fills(fills)
         order_id = order.order_id
         # Most orders trade nothing: a repeated field passed to the constructor,
         # even empty, costs about 1 us a message, so trade ids are added only when there are some.
@@ -146,35 +152,40 @@ class OrderBookComponent(Component):
         except Rejected as exc:
             reply.error(str(exc))
             return
+        self.replays.note_cancel()
         reply.send(pb.CancelOrderResponse(request_id=request.request_id))
         self.broadcast(pb.OnOrderCancelled(order_id=request.order_id, cancellation_timestamp=timestamp))
 
     @handles(pb.BarrierRequest)
     def barrier(self, reply: Reply, request: pb.BarrierRequest) -> None:
-        """Answer after everything queued for this connection before the request (proto/order_book.proto)."""
+        """Answer after everything queued for this connection before the request (proto/order_book.proto).
+
+        A login replay in progress included: the response is queued behind it (net.Connection.stream).
+        """
         reply.send(pb.BarrierResponse(request_id=request.request_id))
 
     def on_login(self, conn: Connection) -> None:
-        frames = [
-            self.encode(self._book_created(b.book_id, b.tick, b.timestamp)) for b in self.exchange.books()
-        ]
-        frames.extend(
-            encode_frame(
-                pb.ON_ORDER_INSERTED,
-                pb.OnOrderInserted(
-                    order_id=o.order_id,
-                    order_book_id=o.book_id,
-                    timestamp=o.timestamp,
-                    side=o.side,  # type: ignore[arg-type]
-                    price=units_to_price(o.price),
-                    quantity=o.remaining,
-                    username=o.owner,
-                ).SerializeToString(),
+        """Stream the state at login (books, then resting orders) as the client drains it, then live events.
+
+        The snapshot is taken now (replay.py); the frames are encoded a slice
+        at a time by net's stream scheduler. Beyond the snapshot budget
+        (SNAPSHOT_ORDER_BUDGET resting orders held by distinct replays in
+        progress) the connection is closed, to log in again later.
+        """
+        replay = self.replays.take()
+        if replay is None:
+            conn.close(
+                f"login replay refused: the replays in progress hold {self.replays.held_orders} "
+                f"resting orders (budget {SNAPSHOT_ORDER_BUDGET}); log in again later"
             )
-            for o in self.exchange.resting_orders()
-        )
-        if frames:
-            conn.send(b"".join(frames))
+            return
+        if replay.done:
+            replay.close()
+            return
+        conn.stream(ReplayStream(replay, self._encode_book))
+
+    def _encode_book(self, book: BookInfo) -> bytes:
+        return self.encode(self._book_created(book.book_id, book.tick, book.timestamp))
 
     def _book_created(self, book_id: int, tick: int, timestamp: int) -> pb.OnOrderBookCreated:
         event = pb.OnOrderBookCreated(
