@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from typing import Any, cast
 
+from google.protobuf.message import Message
+
 from optivex.client import SyncClient
 from optivex.deploy import ADMIN_USER, Deployment
 from optivex.proto import admin_pb2, common_pb2
@@ -12,6 +14,8 @@ from optivex.proto import order_book_pb2 as ob
 
 TIMEOUT = 3.0
 """What the contract's system tests allow for each expected message."""
+BARRIER_USER = "no such user (barrier)"
+"""A username in no user data file: its login is refused, so a LoginRequest can serve as a barrier."""
 
 
 class Exchange:
@@ -93,14 +97,35 @@ def cancel(client: SyncClient, book: int, order_id: int) -> ob.CancelOrderRespon
     return response
 
 
-def drain_until_quiet(client: SyncClient, timeout: float = 0.3) -> list[Any]:
-    """Every message that arrives until none has come for `timeout` seconds (for "nothing more" checks)."""
-    out = []
+def barrier_request(client: SyncClient) -> tuple[Message, type[Message]]:
+    """A request that changes nothing, and the class of its response, for `client`'s protocol.
+
+    On the order book, the barrier extension (answered after everything it queued for the connection
+    before it, login or not); elsewhere a LoginRequest that must fail: a second login on a logged-in
+    connection, an unknown user's on one that is not (either is answered with an error, nothing changes).
+    """
+    if client.session.protocol.name == "order_book":
+        return ob.BarrierRequest(), ob.BarrierResponse
+    return common_pb2.LoginRequest(username=BARRIER_USER, password=BARRIER_USER), common_pb2.LoginResponse
+
+
+def until_barrier(client: SyncClient) -> list[Message]:
+    """Every message that arrives before the answer to a request that changes nothing (`barrier_request`).
+
+    Everything the component sent on the connection before it read the request has arrived then:
+    `until_barrier(client) == []` says nothing more is on its way, without waiting for silence.
+    """
+    request, response_class = barrier_request(client)
+    client.send(request)
+    request_id = request.request_id  # type: ignore[attr-defined]
+    before: list[Message] = []
     while True:
-        try:
-            out.append(client.receive(timeout))
-        except TimeoutError:
-            return out
+        message = client.receive()
+        if isinstance(message, response_class) and message.request_id == request_id:  # type: ignore[attr-defined]
+            if response_class is common_pb2.LoginResponse:
+                assert message.error_message, "the barrier's LoginRequest was accepted"  # type: ignore[attr-defined]
+            return before
+        before.append(message)
 
 
 BUY = common_pb2.BUY
@@ -113,7 +138,8 @@ __all__ = [
     "TIMEOUT",
     "Exchange",
     "SyncClient",
+    "barrier_request",
     "cancel",
-    "drain_until_quiet",
     "insert",
+    "until_barrier",
 ]

@@ -27,7 +27,7 @@ from optivex.proto import order_book_pb2 as ob
 from optivex.schemas import COMPONENT_CONFIG, DEPLOYMENT_CONFIG, load_schema
 from optivex.wire import encode_frame
 
-from .helpers import BUY, SELL, Exchange, SyncClient, drain_until_quiet, insert
+from .helpers import BUY, SELL, Exchange, SyncClient, insert, until_barrier
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_SCHEMAS = ROOT.parent / "shared" / "contract" / "schemas"
@@ -348,7 +348,7 @@ def test_a_restart_on_the_same_ports_is_a_new_day(exchange: Exchange) -> None:
     _assert_closed(clients)
     # a new day: no books, no orders; ids start again
     watcher = exchange.order_book("watcher")
-    assert drain_until_quiet(watcher, 0.2) == []
+    assert until_barrier(watcher) == []
     admin = exchange.admin()
     response = admin.request(
         admin_pb2.CreateInstrumentRequest(instrument=common_pb2.Instrument(symbol="ABC"), tick_size=0.01)

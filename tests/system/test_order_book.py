@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from optivex.proto import order_book_pb2 as ob
 
-from .helpers import BUY, SELL, Exchange, cancel, drain_until_quiet, insert
+from .helpers import BUY, SELL, Exchange, cancel, insert, until_barrier
 
 
 def test_create_book_answers_then_announces(exchange: Exchange) -> None:
@@ -23,11 +23,11 @@ def test_create_book_answers_then_announces(exchange: Exchange) -> None:
 def test_insert_response_then_inserted_then_trades_in_matching_order(exchange: Exchange) -> None:
     book = exchange.create_book(0.01)
     client = exchange.order_book("trader")
-    drain_until_quiet(client, 0.1)
+    assert [type(e) for e in until_barrier(client)] == [ob.OnOrderBookCreated]  # the replay
     insert(client, book, SELL, 10.02, 3, "s1")
     insert(client, book, SELL, 10.01, 2, "s2")
     insert(client, book, SELL, 10.01, 4, "s3")
-    drain_until_quiet(client, 0.1)
+    assert [type(e) for e in until_barrier(client)] == [ob.OnOrderInserted] * 3
     client.send(ob.InsertOrderRequest(request_id=99, order_book_id=book, side=BUY, price=10.05, quantity=8))
     response = client.receive_as(ob.InsertOrderResponse)
     assert response.request_id == 99
@@ -54,7 +54,7 @@ def test_sell_aggressor_matches_highest_bid_first(exchange: Exchange) -> None:
     insert(client, book, BUY, 99.5, 1)
     insert(client, book, BUY, 100.0, 1)
     insert(client, book, BUY, 100.0, 1)
-    drain_until_quiet(client, 0.1)
+    assert [type(e) for e in until_barrier(client)] == [ob.OnOrderBookCreated] + [ob.OnOrderInserted] * 3
     response = insert(client, book, SELL, 99.0, 5)
     assert response.traded_quantity == 3
     client.receive_as(ob.OnOrderInserted)
@@ -106,11 +106,11 @@ def test_cancel_and_its_errors(exchange: Exchange) -> None:
     book = exchange.create_book()
     other_book = exchange.create_book()
     client = exchange.order_book("me")
-    drain_until_quiet(client, 0.1)
+    assert [type(e) for e in until_barrier(client)] == [ob.OnOrderBookCreated] * 2
     resting = insert(client, book, BUY, 10.0, 5).order_id
     filled = insert(client, book, SELL, 11.0, 1).order_id
     insert(client, book, BUY, 11.0, 1)
-    drain_until_quiet(client, 0.1)
+    assert [type(e) for e in until_barrier(client)] == [ob.OnOrderInserted] * 3 + [ob.OnTrade]
     client.send(ob.CancelOrderRequest(request_id=5, order_book_id=book, order_id=resting))
     response = client.receive_as(ob.CancelOrderResponse)
     assert (response.request_id, response.error_message) == (5, "")
@@ -125,7 +125,7 @@ def test_cancel_and_its_errors(exchange: Exchange) -> None:
         (book, filled),  # filled
     ]:
         assert cancel(client, book_id, order_id).error_message, (book_id, order_id)
-    assert drain_until_quiet(client, 0.2) == []
+    assert until_barrier(client) == []
 
 
 def test_cancelled_order_no_longer_matches(exchange: Exchange) -> None:
@@ -145,13 +145,13 @@ def test_events_reach_every_logged_in_connection_after_the_response(exchange: Ex
     a = exchange.order_book("a")
     b = exchange.order_book("b")
     silent = exchange.order_book()  # not logged in: responses only
-    drain_until_quiet(a, 0.1)
-    drain_until_quiet(b, 0.1)
+    for watcher in (a, b):
+        assert [type(e) for e in until_barrier(watcher)] == [ob.OnOrderBookCreated]
     silent_response = insert(silent, book, BUY, 10.0, 1)
     assert silent_response.order_id == 1
     assert a.receive_as(ob.OnOrderInserted).order_id == 1
     assert b.receive_as(ob.OnOrderInserted).order_id == 1
-    assert drain_until_quiet(silent, 0.2) == []
+    assert until_barrier(silent) == []
 
 
 def test_replay_on_login_shows_the_day_in_priority_order(exchange: Exchange) -> None:
@@ -167,7 +167,7 @@ def test_replay_on_login_shows_the_day_in_priority_order(exchange: Exchange) -> 
     assert partial.traded_quantity == 3
 
     late = exchange.order_book("late")
-    events = drain_until_quiet(late, 0.3)
+    events = until_barrier(late)
     created = [e for e in events if isinstance(e, ob.OnOrderBookCreated)]
     orders = [e for e in events if isinstance(e, ob.OnOrderInserted)]
     assert len(created) + len(orders) == len(events)

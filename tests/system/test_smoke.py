@@ -8,7 +8,7 @@ import pytest
 
 from optivex.proto import order_book_pb2 as ob
 
-from .helpers import BUY, SELL, Exchange, insert
+from .helpers import BUY, SELL, Exchange, insert, until_barrier
 
 
 def test_instrument_then_a_trade(exchange: Exchange) -> None:
@@ -34,7 +34,8 @@ def test_a_busy_polling_client_trades_and_still_times_out(exchange: Exchange) ->
     for price in (10.0, 10.01, 10.02):
         assert not insert(trader, book, SELL, price, 1, "bob").error_message
         assert trader.receive_as(ob.OnOrderInserted).price == price
+    assert until_barrier(trader) == []  # nothing more is coming: the read below can only time out
     started = time.monotonic()
     with pytest.raises(TimeoutError):
-        trader.receive(timeout=0.05)  # nothing more comes: polls, then sleeps until the deadline
+        trader.receive(timeout=0.05)  # polls, then sleeps until the deadline
     assert time.monotonic() - started >= 0.05
