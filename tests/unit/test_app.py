@@ -1,4 +1,4 @@
-"""Config, user data file and login rules of the component framework."""
+"""Config, user data file, login rules and log-safe client strings of the component framework."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from optivex.app.auth import ALREADY_LOGGED_IN, BAD_CREDENTIALS, Authenticator
 from optivex.app.config import ConfigError, load_config, parse_config
+from optivex.app.logsafe import MAX_LOGGED_CHARS, loggable
 from optivex.app.users import User, load_users, parse_users
 
 
@@ -123,3 +124,19 @@ def test_login_without_auth_takes_any_name() -> None:
     auth = Authenticator({}, auth_required=False)
     assert auth.check(None, "anyone", "") == ""
     assert auth.check("anyone", "again", "") == ALREADY_LOGGED_IN
+
+
+def test_loggable_quotes_and_escapes_client_strings() -> None:
+    assert loggable("alice") == "'alice'"
+    assert loggable("") == "''"
+    assert loggable(None) == "None"
+    forged = loggable("x\n2026-12-02 00:00:00,000 INFO optivex.order-book: forged\r\x1b[2J\u2028\x00")
+    assert "\n" not in forged and "\r" not in forged and "\x1b" not in forged and "\u2028" not in forged
+    assert forged == r"'x\n2026-12-02 00:00:00,000 INFO optivex.order-book: forged\r\x1b[2J\u2028\x00'"
+
+
+def test_loggable_truncates_to_a_bounded_length() -> None:
+    assert loggable("a" * MAX_LOGGED_CHARS) == repr("a" * MAX_LOGGED_CHARS)
+    long = loggable("a" * MAX_LOGGED_CHARS + "b" * 1_048_000)
+    assert long == repr("a" * MAX_LOGGED_CHARS) + "...(1048000 more)"
+    assert loggable("\n" * 1000, limit=3) == r"'\n\n\n'...(997 more)"

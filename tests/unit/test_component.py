@@ -1,4 +1,4 @@
-"""The component base in process: dispatch, login rule, exactly one answer per request (no sockets)."""
+"""The component base in process: dispatch, login rule, one answer per request, its log (no sockets)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from optivex.app.auth import NOT_LOGGED_IN
-from optivex.app.component import INTERNAL_ERROR, Component, Reply, handles
+from optivex.app.component import INTERNAL_ERROR, MAX_COMPLAINTS_PER_CONNECTION, Component, Reply, handles
 from optivex.app.config import parse_config
 from optivex.client import ClientSession
 from optivex.net import Connection
@@ -30,6 +30,12 @@ class _Transport:
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def pause_reading(self) -> None:
+        """A large read is handled over several turns, reading paused meanwhile."""
+
+    def resume_reading(self) -> None:
+        """Reading resumes once the backlog is handled."""
 
 
 def _act(component: Component, reply: Reply, action: str) -> None:
@@ -83,21 +89,31 @@ def _component(cls: type[Component], auth: bool = False) -> Component:
     return cls(config, {}, logging.getLogger(f"test.{cls.name}"))
 
 
-def _run(component: Component, *requests: sample_pb2.EchoRequest) -> list[tuple[int, str, str]]:
-    """Send the requests in one read; (request_id, error_message, text) of each response, EVENT as (-1,..)."""
+def _feed(component: Component, data: bytes, close: bool = False) -> bytes:
+    """What the component writes to a connection that sent `data` in one read (then closed, if `close`)."""
 
     async def run() -> bytes:
         conn = Connection(component, component.log)
         transport = _Transport()
         conn._transport = transport  # type: ignore[assignment]
-        conn.data_received(b"".join(ClientSession("sample").encode(r) for r in requests))
+        conn.data_received(data)
+        while conn._queue:  # frames beyond one turn's are handled in later loop iterations
+            await asyncio.sleep(0)
         while component._tasks:
             await asyncio.gather(*component._tasks)
         conn.flush()
+        if close:
+            conn.connection_lost(None)
         return transport.written
 
+    return asyncio.run(run())
+
+
+def _run(component: Component, *requests: sample_pb2.EchoRequest) -> list[tuple[int, str, str]]:
+    """Send the requests in one read; (request_id, error_message, text) of each response, EVENT as (-1,..)."""
     out = []
-    for msg_type, payload in FrameDecoder().feed(asyncio.run(run())):
+    written = _feed(component, b"".join(ClientSession("sample").encode(r) for r in requests))
+    for msg_type, payload in FrameDecoder().feed(written):
         if msg_type == EVENT:
             out.append((-1, "", "event"))
         else:
@@ -181,3 +197,46 @@ def test_a_request_dispatched_inside_a_sync_handler_has_its_own_reply() -> None:
 @BOTH
 def test_requests_before_login_are_refused_where_login_is_required(cls: type[Component]) -> None:
     assert _run(_component(cls, auth=True), _echo(13, "answer")) == [(13, NOT_LOGGED_IN, "")]
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_complaints_about_a_connection_are_logged_a_bounded_number_of_times(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    unknown = b"".join(encode_frame(EVENT, b"") for _ in range(1000))
+    _feed(_component(_Sync), unknown, close=True)
+    lines = _lines(caplog)
+    assert len(lines) == MAX_COMPLAINTS_PER_CONNECTION + 2
+    assert all("ignoring message type 99" in line for line in lines[:MAX_COMPLAINTS_PER_CONNECTION])
+    assert "further ones are counted, not logged" in lines[MAX_COMPLAINTS_PER_CONNECTION]
+    assert lines[-1].endswith(
+        f"closed: {1000 - MAX_COMPLAINTS_PER_CONNECTION} more complaints about it were not logged"
+    )
+
+
+def test_requests_before_login_and_refused_logins_are_complaints(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    session = ClientSession("sample")
+    login = common_pb2.LoginRequest(username="mallory", password="secret")
+    data = b"".join([session.encode(_echo(1, "answer")) * 20, session.encode(login) * 20])
+    _feed(_component(_Sync, auth=True), data)
+    lines = _lines(caplog)
+    assert len(lines) == MAX_COMPLAINTS_PER_CONNECTION + 1
+    assert "refused EchoRequest 1: not logged in" in lines[0]
+    assert not any("secret" in line for line in lines)
+
+
+def test_client_strings_are_logged_escaped_and_truncated(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    session = ClientSession("sample")
+    forged = "eve\n2026-12-02 00:00:00,000 INFO optivex.sync: forged"
+    logins = [common_pb2.LoginRequest(username=forged), common_pb2.LoginRequest(username="x" * 100_000)]
+    _feed(_component(_Sync), b"".join(session.encode(m) for m in logins), close=True)
+    lines = _lines(caplog)
+    assert lines[0].startswith(repr(forged) + " logged in")  # one line, the newline escaped
+    assert "\n" not in "".join(lines)
+    assert "...(99936 more)" in lines[1] and len(lines[1]) < 200  # the refused second login

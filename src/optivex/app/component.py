@@ -15,6 +15,12 @@ INTERNAL_ERROR as its answer; one that raises after answering gets nothing
 more. Frames the handler sends the requester otherwise (events) are not
 answers.
 
+Logging what clients send: client strings go through
+`optivex.app.logsafe.loggable` (escaped, truncated), and complaints about a
+connection's requests (unknown message types, requests before login,
+refused logins) through `complain`, which logs at most
+MAX_COMPLAINTS_PER_CONNECTION of them per connection.
+
 ``run_component(Cls)`` is the whole of a component's ``main``: ``-c config``,
 validation, logging, users, the event loop (uvloop where available), signals.
 """
@@ -37,6 +43,7 @@ from google.protobuf.message import DecodeError, Message
 from optivex.app.auth import NOT_LOGGED_IN, Authenticator
 from optivex.app.config import ComponentConfig, ConfigError, load_config
 from optivex.app.dependents import Dependency, Link, create_links
+from optivex.app.logsafe import loggable
 from optivex.app.users import User, load_users
 from optivex.net import BusyPoll, Connection
 from optivex.proto import common_pb2
@@ -49,6 +56,9 @@ Handler = Callable[["Reply", Any], Awaitable[None] | None]
 
 _HANDLES_ATTR = "_optivex_handles"
 INTERNAL_ERROR = "internal error; the request was not carried out"
+MAX_COMPLAINTS_PER_CONNECTION = 10
+"""Complaints about one connection's requests that are logged (see Component.complain); later
+ones are only counted, and their number logged when the connection closes."""
 
 # The states of a Reply.
 _OPEN = 0
@@ -188,6 +198,8 @@ class Component:
         self.connections: set[Connection] = set()
         self.subscribers: dict[Connection, None] = {}
         """Logged-in connections, in login order: where events go."""
+        self._complaints: dict[Connection, int] = {}
+        """Complaints so far about each connection that had any."""
         self._max_unsent = config.max_unsent_bytes
         busy_poll = config.busy_poll_microseconds
         self.busy_poll_microseconds = self.default_busy_poll_microseconds if busy_poll is None else busy_poll
@@ -253,12 +265,7 @@ class Component:
     def frame_received(self, conn: Connection, msg_type: int, payload: bytes) -> None:
         route = self._routes.get(msg_type)
         if route is None:
-            self.log.info(
-                "ignoring message type %d from %s: not a request of %s",
-                msg_type,
-                conn.peer,
-                self.protocol.name,
-            )
+            self.complain(conn, "ignoring message type %d: not a request of %s", msg_type, self.protocol.name)
             return
         try:
             request = route.request_cls.FromString(payload)
@@ -267,7 +274,11 @@ class Component:
             conn.close(f"protocol violation: payload of type {msg_type} is not a {name} ({exc})")
             return
         if route.needs_login and conn.user is None:
-            Reply(self, conn, request, route).error(NOT_LOGGED_IN)
+            refused = Reply(self, conn, request, route)
+            self.complain(
+                conn, "refused %s %d: not logged in", route.request_cls.__name__, refused.request_id
+            )
+            refused.error(NOT_LOGGED_IN)
             return
         if route.is_async:
             reply = Reply(self, conn, request, route)
@@ -303,8 +314,35 @@ class Component:
         self.connections.discard(conn)
         self.subscribers.pop(conn, None)
         if exc is not None:
-            self.log.info("connection %s (user %s) lost: %s", conn.peer, conn.user, exc)
+            self.log.info("connection %s (user %s) lost: %s", conn.peer, loggable(conn.user), exc)
+        complaints = self._complaints.pop(conn, 0)
+        if complaints > MAX_COMPLAINTS_PER_CONNECTION:
+            self.log.info(
+                "connection %s (user %s) closed: %d more complaints about it were not logged",
+                conn.peer,
+                loggable(conn.user),
+                complaints - MAX_COMPLAINTS_PER_CONNECTION,
+            )
         self.on_disconnect(conn)
+
+    def complain(self, conn: Connection, message: str, *args: object) -> None:
+        """Log (at INFO) something wrong in what `conn` sent, at most MAX_COMPLAINTS_PER_CONNECTION times.
+
+        `message` is a %-format, prefixed with the peer; client strings among
+        `args` must be passed through `loggable`. The complaint after the last
+        one logged is replaced by a line saying further ones are suppressed;
+        how many were is logged when the connection closes.
+        """
+        count = self._complaints.get(conn, 0) + 1
+        self._complaints[conn] = count
+        if count <= MAX_COMPLAINTS_PER_CONNECTION:
+            self.log.info("%s: " + message, conn.peer, *args)
+        elif count == MAX_COMPLAINTS_PER_CONNECTION + 1:
+            self.log.info(
+                "%s: more than %d complaints; further ones are counted, not logged, until it closes",
+                conn.peer,
+                MAX_COMPLAINTS_PER_CONNECTION,
+            )
 
     def on_disconnect(self, conn: Connection) -> None:
         """Hook: a connection went away."""
@@ -313,22 +351,6 @@ class Component:
 
     def encode(self, message: Message) -> bytes:
         return encode_frame(self.protocol.types[type(message)], message.SerializeToString())
-
-    # Transitional, for handlers written before Reply (they name their first
-    # argument a Connection but are given a Reply): the same as reply.send and
-    # reply.error. Converted handlers call those directly.
-
-    def reply(self, to: Reply | Connection, message: Message) -> None:
-        """``to.send(message)``; `to` must be the Reply of the request being answered."""
-        if not isinstance(to, Reply):
-            raise TypeError("a request is answered through its Reply, the handler's first argument")
-        to.send(message)
-
-    def reply_error(self, to: Reply | Connection, request_type: int, request: Message, error: str) -> None:
-        """``to.error(error)``; `to` must be the Reply of `request`."""
-        if not isinstance(to, Reply) or to.request is not request:
-            raise TypeError("a request is answered through its Reply, the handler's first argument")
-        to.error(error)
 
     def broadcast(self, message: Message) -> None:
         """Send an event to every logged-in connection, encoded once."""
@@ -370,10 +392,11 @@ class Component:
         error = self.auth.check(conn.user, request.username, request.password)
         reply.send(common_pb2.LoginResponse(request_id=request.request_id, error_message=error))
         if error:
-            self.log.info("login refused for %r from %s: %s", request.username, conn.peer, error)
+            self.complain(conn, "login refused for %s: %s", loggable(request.username), error)
             return
         conn.user = request.username
-        self.log.info("%s logged in from %s", request.username or "(anonymous)", conn.peer)
+        name = loggable(request.username) if request.username else "(anonymous)"
+        self.log.info("%s logged in from %s", name, conn.peer)
         self.on_login(conn)
         self.subscribers[conn] = None
 
