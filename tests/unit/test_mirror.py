@@ -156,3 +156,26 @@ def test_trade_with_a_wrong_quantity_is_refused() -> None:
     mirror.apply_trade(1, 1, 1, 2, 1000, 3, SELL, 0)
     book = mirror.book(1)
     assert book is not None and book.consistent and book.levels(BUY) == [(1000, 2)]
+
+
+def test_replay_orders_load_like_inserts() -> None:
+    loaded = mirror_with_book()
+    inserted = mirror_with_book()
+    for mirror in (loaded, inserted):
+        mirror.apply_book_created(2, 1, 0)
+    for oid, book, side, price, qty, owner in [
+        (1, 1, BUY, 900, 5, "a"),
+        (2, 2, SELL, 7, 1, "b"),
+        (3, 1, BUY, 900, 2, "a"),
+    ]:
+        loaded.load_order(oid, book, side, price, qty, owner, oid)
+        inserted.apply_order_inserted(oid, book, side, price, qty, owner, oid)
+    for book_id in (1, 2):
+        a, b = loaded.book(book_id), inserted.book(book_id)
+        assert a is not None and b is not None
+        assert (a.levels(BUY), a.levels(SELL), a.version) == (b.levels(BUY), b.levels(SELL), b.version)
+        assert [o.order_id for o in a.resting_orders()] == [o.order_id for o in b.resting_orders()]
+    with pytest.raises(MirrorError):
+        loaded.load_order(1, 1, BUY, 900, 5, "a", 0)
+    with pytest.raises(MirrorError):
+        loaded.load_order(9, 3, BUY, 900, 5, "a", 0)

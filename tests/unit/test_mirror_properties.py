@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optivex.engine import BUY, SELL, Exchange, Fill, Order, Rejected
-from optivex.feed.events import apply_event
+from optivex.feed.events import apply_event, load_event
 from optivex.feed.mirror import BookMirror, MirrorBook
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
@@ -225,7 +225,7 @@ def test_mirror_follows_the_engine(first: list[Create], ops: list[Op]) -> None:
     # A follower that logs in now rebuilds the same state from the replay.
     fresh = BookMirror()
     for event in replay(exchange, instruments):
-        apply_event(fresh, event)
+        load_event(fresh, event)
     check_all(exchange, fresh)
     for book in fresh.books():
         live = mirror.book(book.book_id)

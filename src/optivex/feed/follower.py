@@ -45,7 +45,7 @@ from google.protobuf.message import Message
 from optivex.app.config import Address, ComponentConfig
 from optivex.app.dependents import Link, LinkError
 from optivex.client import AsyncClient, RequestTimeout
-from optivex.feed.events import apply_event
+from optivex.feed.events import apply_event, load_event
 from optivex.feed.mirror import BookMirror, Change, MirrorError
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
@@ -97,6 +97,9 @@ class Feed(Link):
 
     def _message(self, message: Message) -> None:
         try:
+            if not self._live:  # the replay: no change objects, the owner gets the whole mirror
+                load_event(self._building, message)
+                return
             change = apply_event(self._building, message)
         except MirrorError as exc:
             self.log.error("order book event not applicable (%s); resynchronising from a fresh replay", exc)
@@ -104,7 +107,7 @@ class Feed(Link):
             if self._current is not None:
                 self._current.close()
             return
-        if change is not None and self._live and self.on_change is not None:
+        if change is not None and self.on_change is not None:
             self.on_change(change)
 
     async def _set_up(self, client: AsyncClient) -> None:

@@ -316,29 +316,17 @@ class BookMirror:
         timestamp: int,
         trade_ids: Iterable[int] = (),
     ) -> OrderInserted:
-        """OnOrderInserted: rest the order with ``quantity`` (full if live, remaining in a replay)."""
+        """OnOrderInserted: rest the order with ``quantity`` (its full quantity; its trades follow)."""
         book = self._books.get(book_id)
         if book is None:
             raise MirrorError(f"order {order_id}: unknown book {book_id}")
-        if order_id in self._orders:
-            raise MirrorError(f"order {order_id} inserted twice")
-        if (side != BUY and side != SELL) or price <= 0 or quantity <= 0:
-            raise MirrorError(f"order {order_id}: invalid side, price or quantity")
-        ids = tuple(trade_ids)
+        ids = tuple(trade_ids) if trade_ids else ()
         pending = book.pending_trades
+        if ids and not pending.isdisjoint(ids):
+            raise MirrorError(f"order {order_id}: trade ids announced twice")
+        total = self._rest(book, order_id, side, price, quantity, owner, timestamp)
         if ids:
-            if not pending.isdisjoint(ids):
-                raise MirrorError(f"order {order_id}: trade ids announced twice")
             pending.update(ids)
-        order = MirrorOrder(order_id, book_id, side, price, quantity, owner, timestamp)
-        self._orders[order_id] = order
-        by_owner = book._by_owner.get(owner)
-        if by_owner is None:
-            book._by_owner[owner] = {order_id: order}
-        else:
-            by_owner[order_id] = order
-        total = book._sides[side].add(price, quantity)
-        book.version += 1
         return OrderInserted(
             book_id,
             book.version,
@@ -352,6 +340,41 @@ class BookMirror:
             ids,
             LevelChange(side, price, total),
         )
+
+    def load_order(
+        self, order_id: int, book_id: int, side: int, price: int, quantity: int, owner: str, timestamp: int
+    ) -> None:
+        """A resting order of the login replay (its remaining ``quantity``, no trades): the same as
+        ``apply_order_inserted`` without building a change (the replay's owner takes the whole mirror)."""
+        book = self._books.get(book_id)
+        if book is None:
+            raise MirrorError(f"order {order_id}: unknown book {book_id}")
+        self._rest(book, order_id, side, price, quantity, owner, timestamp)
+
+    def _rest(
+        self,
+        book: MirrorBook,
+        order_id: int,
+        side: int,
+        price: int,
+        quantity: int,
+        owner: str,
+        timestamp: int,
+    ) -> int:
+        """Add a resting order to ``book`` and its level; the level's new total."""
+        if order_id in self._orders:
+            raise MirrorError(f"order {order_id} inserted twice")
+        if (side != BUY and side != SELL) or price <= 0 or quantity <= 0:
+            raise MirrorError(f"order {order_id}: invalid side, price or quantity")
+        order = MirrorOrder(order_id, book.book_id, side, price, quantity, owner, timestamp)
+        self._orders[order_id] = order
+        by_owner = book._by_owner.get(owner)
+        if by_owner is None:
+            book._by_owner[owner] = {order_id: order}
+        else:
+            by_owner[order_id] = order
+        book.version += 1
+        return book._sides[side].add(price, quantity)
 
     def apply_trade(
         self,
