@@ -1,7 +1,7 @@
 """Matching-engine throughput on exchange-core's published order mix, one book.
 
     uv run python benchmarks/engine_mix.py [--ops N] [--seed S] [--orders 1000] [--half-range 800]
-                                           [--repeat 3] [--only exchange|book|loop] [--gc]
+                                           [--repeat 3] [--only exchange|loop] [--gc]
 
 First 1,000 passive orders are placed over ~750 price levels: prices uniform
 within ``--half-range`` ticks of a fixed mid (buys below, sells above; tick
@@ -30,23 +30,22 @@ How it is measured, so that the figure is the engine's and not the harness's:
    into a concrete step ``(cancel_id, side, price, quantity, owner)``:
    ``cancel_id`` 0 for no cancel, ``quantity`` 0 for no insert. The engine
    is deterministic and its ids are sequential, so replaying the steps on a
-   fresh engine issues the very same order and trade ids. The bare-book
-   replay also needs the ids the Exchange allocates: they are recorded too,
-   and checked once by an untimed replay on a bare book (every cancel hits
-   a resting order, every insert starts at the reference's trade id).
+   fresh engine issues the very same order and trade ids.
 3. Time a minimal replay loop over the list of steps, on a fresh engine
    holding the same initial orders.
 4. Verify (untimed): after every timed replay, the engine must hold the same
    final book as the reference run (every resting order's id, side, price and
-   remaining quantity), pass ``check_integrity()`` and, for the Exchange,
-   have issued the same order and trade ids: a figure cannot come from a run
-   that diverged (a cancel that was rejected, an order that did not rest).
+   remaining quantity), pass ``check_integrity()`` and have issued the same
+   order and trade ids: a figure cannot come from a run that diverged (a
+   cancel that was rejected, an order that did not rest). These checks raise
+   ``RuntimeError``, so they hold under ``python -O`` too.
 
-Three figures: the ``Exchange`` path (validation, id allocation, fills
-returned as events: the figure that counts), the bare ``OrderBook`` (ids
-taken from the steps, no validation) and the loop alone (the Exchange replay
-with insert and cancel replaced by stubs that return a fixed answer: what the
-replay itself costs). Each is the best of ``--repeat`` runs. As with
+Two figures: the ``Exchange`` path (validation, id allocation, fills
+returned as events: the engine's one hot path, ``Books.insert``/``cancel``,
+and the figure that counts) and the loop alone (the Exchange replay with
+insert and cancel replaced by stubs that return a fixed answer: what the
+replay itself costs). There is no bare-book figure: a book has no other
+path. Each is the best of ``--repeat`` runs. As with
 ``timeit``, the garbage collector is off during the timed loop unless
 ``--gc`` is given (it costs a few % here: every Order is a GC-tracked
 object). Timestamps are a constant: the engine stores them and never reads.
@@ -61,7 +60,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from optivex.engine import BUY, SELL, Exchange, Fill, Order, OrderBook
+from optivex.engine import (
+    BUY,
+    SELL,
+    BookId,
+    Exchange,
+    Fill,
+    Order,
+    OrderBook,
+    OrderId,
+    Price,
+    Quantity,
+    Timestamp,
+)
 
 TICK = 100  # 0.01 in units
 MID = 1_000_000  # 100.00 in units
@@ -74,8 +85,6 @@ NEW, MARKET, CANCEL, MOVE = 0, 1, 2, 3
 Op = tuple[int, int, int, int, int, str]  # kind, pick, side, price offset (units), quantity, owner
 Initial = tuple[int, int, int, str]  # side, price, quantity, owner
 Step = tuple[int, int, int, int, str]  # cancel_id (0: none), side, price, quantity (0: no insert), owner
-# cancel_id, order_id, side, price, quantity, owner, trade_id: a Step plus the ids the Exchange allocated
-BookStep = tuple[int, int, int, int, int, str, int]
 Figures = dict[str, float]
 
 
@@ -133,7 +142,7 @@ def _fill(ex: Exchange, initial: list[Initial]) -> int:
     return book_id
 
 
-def resolve(initial: list[Initial], stream: list[Op]) -> tuple[list[Step], list[BookStep], Reference]:
+def resolve(initial: list[Initial], stream: list[Op]) -> tuple[list[Step], Reference]:
     """Run the stream once through a reference Exchange; the concrete steps and the outcome."""
     ex = Exchange()
     book_id = _fill(ex, initial)
@@ -143,7 +152,6 @@ def resolve(initial: list[Initial], stream: list[Op]) -> tuple[list[Step], list[
     target = len(initial)
     start_levels = _level_count(book)
     steps: list[Step] = []
-    book_steps: list[BookStep] = []
     traded_ops = 0
     for kind, pick, side, offset, qty, owner in stream:
         cancel_id = 0
@@ -159,7 +167,6 @@ def resolve(initial: list[Initial], stream: list[Op]) -> tuple[list[Step], list[
                 if i < len(live):
                     live[i] = last
                 steps.append((cancel_id, 0, 0, 0, ""))
-                book_steps.append((cancel_id, 0, 0, 0, 0, "", 0))
                 continue
             side, qty, owner = old.side, old.remaining, old.owner
             price = MID - offset if side == BUY else MID + offset
@@ -169,10 +176,8 @@ def resolve(initial: list[Initial], stream: list[Op]) -> tuple[list[Step], list[
             if len(live) > target:
                 qty += qty
             price = MID + THROUGH if side == BUY else MID - THROUGH
-        trade_id = ex.last_trade_id + 1
         order, fills = ex.insert(book_id, side, price, qty, owner, TS)
         steps.append((cancel_id, side, price, qty, owner))
-        book_steps.append((cancel_id, order.order_id, side, price, qty, owner, trade_id))
         if fills:
             traded_ops += 1
         if kind == MOVE:
@@ -181,7 +186,7 @@ def resolve(initial: list[Initial], stream: list[Op]) -> tuple[list[Step], list[
             live.append(order)
     ex.check_integrity()
     ref = Reference(ex.last_order_id, ex.last_trade_id, _book_view(book), start_levels, traded_ops)
-    return steps, book_steps, ref
+    return steps, ref
 
 
 class _Stub(Exchange):
@@ -191,7 +196,8 @@ class _Stub(Exchange):
 
     def __init__(self) -> None:
         super().__init__()
-        self._answer: tuple[Order, Sequence[Fill]] = (Order.create(1, 1, BUY, MID, 1, "x", TS), ())
+        order = Order.create(OrderId(1), BookId(1), BUY, Price(MID), Quantity(1), "x", Timestamp(TS))
+        self._answer: tuple[Order, Sequence[Fill]] = (order, ())
 
     def insert(
         self, book_id: int, side: int, price: int | None, quantity: int, owner: str, timestamp: int
@@ -217,10 +223,10 @@ def _timed(run: Callable[[], None], keep_gc: bool) -> float:
 def _verify(name: str, book: OrderBook, ref: Reference, ex: Exchange | None = None) -> None:
     """The replay must have ended exactly where the reference run did (ids issued: Exchange only)."""
     book.check_integrity()
-    assert _book_view(book) == ref.book, f"{name}: the final book differs from the reference run's"
-    if ex is not None:
-        issued = (ex.last_order_id, ex.last_trade_id)
-        assert issued == (ref.orders, ref.trades), f"{name}: other ids issued than in the reference run"
+    if _book_view(book) != ref.book:
+        raise RuntimeError(f"{name}: the final book differs from the reference run's")
+    if ex is not None and (ex.last_order_id, ex.last_trade_id) != (ref.orders, ref.trades):
+        raise RuntimeError(f"{name}: other ids issued than in the reference run")
 
 
 def _replay(ex: Exchange, book_id: int, steps: list[Step]) -> None:
@@ -234,9 +240,7 @@ def _replay(ex: Exchange, book_id: int, steps: list[Step]) -> None:
         insert(book_id, side, price, qty, owner, TS)
 
 
-def run_exchange(
-    initial: list[Initial], steps: list[Step], book_steps: list[BookStep], ref: Reference, keep_gc: bool
-) -> Figures:
+def run_exchange(initial: list[Initial], steps: list[Step], ref: Reference, keep_gc: bool) -> Figures:
     """Time the replay through ``Exchange`` (validation, ids and fills included)."""
     ex = Exchange()
     book_id = _fill(ex, initial)
@@ -246,60 +250,13 @@ def run_exchange(
     return _figures(len(steps), elapsed, ref, ex.book(book_id))
 
 
-def run_loop_only(
-    initial: list[Initial], steps: list[Step], book_steps: list[BookStep], ref: Reference, keep_gc: bool
-) -> Figures:
+def run_loop_only(initial: list[Initial], steps: list[Step], ref: Reference, keep_gc: bool) -> Figures:
     """Time the Exchange replay loop alone: insert and cancel are stubs."""
     ex = _Stub()
     book_id = ex.create_book(TICK, "BENCH", TS).book_id
 
     elapsed = _timed(lambda: _replay(ex, book_id, steps), keep_gc)
     return _figures(len(steps), elapsed, None, ex.book(book_id))
-
-
-def run_book(
-    initial: list[Initial], steps: list[Step], book_steps: list[BookStep], ref: Reference, keep_gc: bool
-) -> Figures:
-    """Time the replay on a bare ``OrderBook`` (ids from the steps; no validation)."""
-    book = OrderBook(1, TICK)
-    tid = 1
-    for oid, (side, price, qty, owner) in enumerate(initial, start=1):
-        tid += len(book.insert(oid, side, price, qty, owner, TS, tid)[1])
-
-    def replay() -> None:
-        insert, cancel = book.insert, book.cancel
-        for cancel_id, order_id, side, price, qty, owner, trade_id in book_steps:
-            if cancel_id:
-                cancel(cancel_id)
-                if not qty:
-                    continue
-            insert(order_id, side, price, qty, owner, TS, trade_id)
-
-    elapsed = _timed(replay, keep_gc)
-    # The ids come from the steps here and a bare book's cancel of a missing
-    # order is no error: the final book is the check of this run, and
-    # check_book_steps (untimed, once) showed that these steps, replayed on
-    # this deterministic book, cancel what they mean to and trade as the
-    # reference run did.
-    _verify("OrderBook", book, ref)
-    return _figures(len(book_steps), elapsed, ref, book)
-
-
-def check_book_steps(initial: list[Initial], book_steps: list[BookStep], ref: Reference) -> None:
-    """Replay the bare-book steps untimed, checking every cancel and the trade ids of every fill."""
-    book = OrderBook(1, TICK)
-    tid = 1
-    for oid, (side, price, qty, owner) in enumerate(initial, start=1):
-        tid += len(book.insert(oid, side, price, qty, owner, TS, tid)[1])
-    for cancel_id, order_id, side, price, qty, owner, trade_id in book_steps:
-        if cancel_id:
-            assert book.cancel(cancel_id) is not None, f"step cancels {cancel_id}, which does not rest"
-            if not qty:
-                continue
-        assert trade_id == tid, "trade ids out of step with the reference run"
-        tid += len(book.insert(order_id, side, price, qty, owner, TS, trade_id)[1])
-    assert tid - 1 == ref.trades, "another number of trades than in the reference run"
-    _verify("OrderBook (checked)", book, ref)
 
 
 def _level_count(book: OrderBook) -> int:
@@ -329,7 +286,7 @@ def _print(name: str, f: Figures, worst: float) -> None:
     )
 
 
-Runner = Callable[[list[Initial], list[Step], list[BookStep], Reference, bool], Figures]
+Runner = Callable[[list[Initial], list[Step], Reference, bool], Figures]
 
 
 def main() -> None:
@@ -339,13 +296,12 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1000, help="initial resting orders")
     parser.add_argument("--half-range", type=int, default=800, help="ticks of prices each side of the mid")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each path; the best is printed")
-    parser.add_argument("--only", choices=("exchange", "book", "loop"), default=None)
+    parser.add_argument("--only", choices=("exchange", "loop"), default=None)
     parser.add_argument("--gc", action="store_true", help="keep the garbage collector on while timing")
     args = parser.parse_args()
     t0 = time.perf_counter()
     initial, stream = generate(args.ops, args.orders, args.half_range, args.seed)
-    steps, book_steps, ref = resolve(initial, stream)
-    check_book_steps(initial, book_steps, ref)
+    steps, ref = resolve(initial, stream)
     print(
         f"generated and resolved {len(stream):,} operations in {time.perf_counter() - t0:.1f} s "
         f"(seed {args.seed}; GC {'on' if args.gc else 'off'} while timing)"
@@ -353,12 +309,11 @@ def main() -> None:
     print(f"initial book: {len(initial):,} orders on {ref.start_levels} price levels")
     runners: list[tuple[str, str, Runner]] = [
         ("exchange", "Exchange", run_exchange),
-        ("book", "OrderBook", run_book),
         ("loop", "loop only", run_loop_only),
     ]
     for key, name, run in runners:
         if args.only in (None, key):
-            runs = [run(initial, steps, book_steps, ref, args.gc) for _ in range(max(args.repeat, 1))]
+            runs = [run(initial, steps, ref, args.gc) for _ in range(max(args.repeat, 1))]
             best = max(runs, key=lambda f: f["ops_per_s"])
             _print(name, best, min(f["ops_per_s"] for f in runs))
 

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from heapq import heappush
 
 import pytest
 
-from optivex.engine import BUY, SELL, Fill, NaiveOrderBook, Order, OrderBook
+from optivex.engine import BUY, SELL, BookIntegrityError, Fill, NaiveOrderBook, Order, OrderBook
+from optivex.engine.types import Level
 
-
-class Book(Protocol):
-    def insert(
-        self,
-        order_id: int,
-        side: int,
-        price: int,
-        quantity: int,
-        owner: str,
-        timestamp: int,
-        next_trade_id: int,
-    ) -> tuple[Order, Sequence[Fill]]: ...
-    def cancel(self, order_id: int) -> Order | None: ...
-    def resting_orders(self) -> list[Order]: ...
-    def levels(self, side: int) -> list[tuple[int, int]]: ...
-    def best(self, side: int) -> tuple[int, int] | None: ...
-    def check_integrity(self) -> None: ...
-    def __len__(self) -> int: ...
+Book = OrderBook | NaiveOrderBook
 
 
 class Driver:
-    """Allocates ids the way the Exchange does, checks the book after every call."""
+    """Drives the fast book (it allocates ids) or the naive one (given the same ids); checks every call."""
 
     def __init__(self, book: Book) -> None:
         self.book = book
@@ -40,9 +23,14 @@ class Driver:
 
     def insert(self, side: int, price: int, quantity: int, owner: str = "alice") -> tuple[Order, list[Fill]]:
         order_id = self.next_order_id
-        self.next_order_id += 1
         ts = 1000 + order_id
-        order, fills = self.book.insert(order_id, side, price, quantity, owner, ts, self.next_trade_id)
+        if isinstance(self.book, OrderBook):
+            order, fills = self.book.insert(side, price, quantity, owner, ts)
+        else:
+            order, fills = self.book.insert(order_id, side, price, quantity, owner, ts, self.next_trade_id)
+        assert order.order_id == order_id
+        assert [f[0] for f in fills] == list(range(self.next_trade_id, self.next_trade_id + len(fills)))
+        self.next_order_id += 1
         self.next_trade_id += len(fills)
         self.book.check_integrity()
         return order, list(fills)
@@ -56,12 +44,9 @@ class Driver:
         return [(o.order_id, o.remaining) for o in self.book.resting_orders()]
 
 
-BOOKS: list[Callable[[], Book]] = [lambda: OrderBook(7, 1), lambda: NaiveOrderBook(7, 1)]
-
-
-@pytest.fixture(params=BOOKS, ids=["fast", "naive"])
+@pytest.fixture(params=["fast", "naive"])
 def d(request: pytest.FixtureRequest) -> Driver:
-    return Driver(request.param())
+    return Driver(OrderBook(7, 1) if request.param == "fast" else NaiveOrderBook(7, 1))
 
 
 def test_empty_book(d: Driver) -> None:
@@ -179,13 +164,14 @@ def test_self_trade_is_allowed(d: Driver) -> None:
     assert fills == [(1, ask.order_id, "carol", 100, 5)]
 
 
-def test_trade_ids_are_consecutive_from_the_given_one(d: Driver) -> None:
-    d.next_trade_id = 41
-    for p in (100, 101, 102):
+def test_trade_ids_are_consecutive_across_inserts(d: Driver) -> None:
+    for p in (100, 101, 102, 103):
         d.insert(SELL, p, 1)
+    _, fills = d.insert(BUY, 100, 1)
+    assert [f[0] for f in fills] == [1]
     _, fills = d.insert(BUY, 110, 3)
-    assert [f[0] for f in fills] == [41, 42, 43]
-    assert d.next_trade_id == 44
+    assert [f[0] for f in fills] == [2, 3, 4]
+    assert d.next_trade_id == 5
 
 
 def test_cancel(d: Driver) -> None:
@@ -273,22 +259,19 @@ def test_large_prices(d: Driver) -> None:
 
 def test_fast_book_memory_stays_bounded() -> None:
     """Churn over ever new prices must not grow the heaps and level dicts without bound."""
-    d = Driver(OrderBook(1, 1))
+    book = OrderBook(1, 1)
     rng = random.Random(3)
     live: list[Order] = []
     for i in range(20_000):
         side = rng.choice((BUY, SELL))
         base = 1_000_000 + (i // 50)  # the market drifts: prices never seen before keep coming
         price = base - rng.randint(1, 40) if side == BUY else base + rng.randint(1, 40)
-        order, _ = d.book.insert(d.next_order_id, side, price, 1, "x", 0, d.next_trade_id)
-        d.next_order_id += 1
+        order, _ = book.insert(side, price, 1, "x", 0)
         live.append(order)
         if len(live) > 60:
             victim = live.pop(rng.randrange(len(live)))
-            d.book.cancel(victim.order_id)
-    d.book.check_integrity()
-    book = d.book
-    assert isinstance(book, OrderBook)
+            book.cancel(victim.order_id)
+    book.check_integrity()
     assert len(book._bid_heap) < 400 and len(book._ask_heap) < 400
     assert len(book._bid_levels) < 400 and len(book._ask_levels) < 400
 
@@ -337,14 +320,39 @@ def test_fast_book_integrity_check_catches_corruption() -> None:
     assert isinstance(book, OrderBook)
     level = book._bid_levels[-100]
     level.tail = None
-    with pytest.raises(AssertionError, match="tail"):
+    with pytest.raises(BookIntegrityError, match="tail"):
         book.check_integrity()
     level.tail = o
-    o.price = 102  # on the wrong level, and the book looks crossed
-    with pytest.raises(AssertionError):
+    o.price = 102  # type: ignore[assignment]  # on the wrong level, and the book looks crossed
+    with pytest.raises(BookIntegrityError):
         book.check_integrity()
-    o.price = 100
+    o.price = 100  # type: ignore[assignment]
     book.check_integrity()
     book._orders.pop(o.order_id)
-    with pytest.raises(AssertionError, match="index"):
+    with pytest.raises(BookIntegrityError, match="order table"):
+        book.check_integrity()
+
+
+def test_fast_book_integrity_check_catches_crossed_levels() -> None:
+    """An empty level left at a crossing price (the hot path relies on there being none) is reported."""
+    book = OrderBook(1, 1)
+    o, _ = book.insert(BUY, 100, 1, "a", 0)
+    book.insert(SELL, 105, 1, "a", 0)
+    assert book.cancel(o.order_id) is o  # the bid level at 100 stays, empty
+    book.check_integrity()
+    empty = Level(o)  # forge an empty ask level at the empty bid's price
+    empty.head = empty.tail = None
+    book._ask_levels[100] = empty
+    heappush(book._ask_heap, 100)
+    with pytest.raises(BookIntegrityError, match="levels cross"):
+        book.check_integrity()
+
+
+def test_naive_book_integrity_check_catches_corruption() -> None:
+    book = NaiveOrderBook(1, 1)
+    bid, _ = book.insert(1, BUY, 100, 5, "a", 0, 1)
+    book.insert(2, SELL, 101, 5, "a", 0, 1)
+    book.check_integrity()
+    bid.remaining = 0  # type: ignore[assignment]
+    with pytest.raises(BookIntegrityError, match="bad resting order"):
         book.check_integrity()

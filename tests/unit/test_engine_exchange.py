@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Callable
+from typing import Any, NoReturn
+
 import pytest
 
-from optivex.engine import BUY, SELL, BookInfo, Exchange, Order, Rejected, Side, valid_symbol
+from optivex.engine import (
+    BUY,
+    SELL,
+    BookId,
+    BookInfo,
+    BookIntegrityError,
+    Books,
+    Exchange,
+    Order,
+    OrderBook,
+    Price,
+    Rejected,
+    Side,
+    Timestamp,
+    valid_symbol,
+)
 
 TS = 1_700_000_000_000_000_000
 
@@ -38,8 +59,8 @@ def test_create_book_ids_and_info() -> None:
     ex = Exchange()
     first = ex.create_book(100, "ABC", 5)
     second = ex.create_book(2500, None, 6)
-    assert first == BookInfo(1, 100, "ABC", 5)
-    assert second == BookInfo(2, 2500, None, 6)
+    assert first == BookInfo(BookId(1), Price(100), "ABC", Timestamp(5))
+    assert second == BookInfo(BookId(2), Price(2500), None, Timestamp(6))
     assert ex.books() == [first, second]
     assert ex.book_info(2) == second
     assert ex.find_symbol("ABC") == first and ex.find_symbol("nope") is None
@@ -124,7 +145,10 @@ def test_ids_are_global_and_strictly_increasing_across_books(ex: Exchange) -> No
     assert [f[0] for f in f3] == [1]
     assert [f[0] for f in f5] == [2, 3]
     assert ex.last_trade_id == 3
-    assert ex.book_of_order(2) == 2 and ex.book_of_order(4) == 1 and ex.book_of_order(6) is None
+    ex.insert(1, BUY, 100, 1, "a", TS)
+    # Of resting orders only: 2 and 4 traded away, 6 rests in book 1, 7 was never issued.
+    assert ex.book_of_order(6) == 1 and ex.book_of_order(2) is None and ex.book_of_order(4) is None
+    assert ex.book_of_order(7) is None
 
 
 @pytest.mark.parametrize(
@@ -216,16 +240,21 @@ def test_cancel_errors_change_nothing(ex: Exchange) -> None:
     dead_elsewhere, _ = ex.insert(2, SELL, 500, 1, "a", TS)
     ex.cancel(2, dead_elsewhere.order_id, TS)
     before = snapshot(ex)
-    cases: list[tuple[int, int, str]] = [
+    cases: list[tuple[int, Any, str]] = [  # Any: ids of the wrong type too
         (9, resting.order_id, "unknown order book 9"),
         (1, 0, "unknown order 0"),
         (1, -3, "unknown order -3"),
         (1, 1000, "unknown order 1000"),
         (1, other_book.order_id, f"order {other_book.order_id} belongs to order book 2, not 1"),
-        (1, dead_elsewhere.order_id, f"order {dead_elsewhere.order_id} belongs to order book 2, not 1"),
+        # A dead order's book is no longer known: "not resting in this book" (see Books._cancel_error).
+        (1, dead_elsewhere.order_id, f"order {dead_elsewhere.order_id} is no longer resting in order book 1"),
         (2, resting.order_id, f"order {resting.order_id} belongs to order book 1, not 2"),
-        (1, filled.order_id, "no longer resting"),
+        (1, filled.order_id, f"order {filled.order_id} is no longer resting in order book 1"),
         (1, cancelled.order_id, "no longer resting"),
+        (9, 1000, "unknown order book 9"),  # the book is checked first
+        (1, ex.last_order_id + 1, f"unknown order {ex.last_order_id + 1}"),
+        (1, "7", "unknown order '7'|unknown order 7"),
+        (1, [1], r"unknown order \[1\]"),
     ]
     for book_id, order_id, message in cases:
         with pytest.raises(Rejected, match=message):
@@ -291,3 +320,158 @@ def test_many_books_many_orders_keep_integrity() -> None:
         book = ex.book(info.book_id)
         bid, ask = book.best(BUY), book.best(SELL)
         assert bid is None or ask is None or bid[0] < ask[0]
+
+
+# ---------------------------------------------------------------- the one hot path
+
+
+def _fail(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("the slow path ran")
+
+
+def test_common_insert_and_cancel_take_the_fast_path(ex: Exchange, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An order joining an existing level without crossing, and a cancel, never reach the slow code."""
+    ex.insert(1, BUY, 5_000, 1, "a", TS)  # opens the levels: the slow path
+    ex.insert(1, SELL, 6_000, 1, "a", TS)
+    slow: list[tuple[str, Callable[..., object]]] = [
+        ("_valid_book", Books._valid_book),
+        ("_cancel_error", Books._cancel_error),
+    ]
+    for name, _ in slow:
+        monkeypatch.setattr(Books, name, _fail)
+    monkeypatch.setattr(OrderBook, "_place", _fail)
+    bid, fills = ex.insert(1, BUY, 5_000, 2, "b", TS)
+    ask, _ = ex.insert(1, Side.SELL, 6_000, 3, "c", TS)
+    assert fills == () and bid.order_id == 3 and ask.order_id == 4
+    assert ex.cancel(1, bid.order_id, TS) is bid
+    assert ex.cancel(1, 1, TS).order_id == 1
+    monkeypatch.undo()
+    ex.check_integrity()
+    assert ex.book(1).levels(BUY) == [] and ex.book(1).levels(SELL) == [(6_000, 4)]
+
+
+def test_everything_else_takes_the_validating_path(ex: Exchange, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a level, crossing, and every invalid insert go through Books._valid_book."""
+    calls: list[int] = []
+    valid_book = Books._valid_book
+
+    def counting(self: Books, book_id: int, side: int, price: int | None, quantity: int) -> OrderBook:
+        calls.append(book_id)
+        return valid_book(self, book_id, side, price, quantity)
+
+    monkeypatch.setattr(Books, "_valid_book", counting)
+    ex.insert(1, BUY, 5_000, 1, "a", TS)  # opens a level
+    ex.insert(1, BUY, 5_000, 1, "a", TS)  # joins it: fast
+    ex.insert(1, SELL, 5_000, 1, "a", TS)  # crosses
+    bad: list[tuple[int, int, int | None, int]] = [(3, BUY, 100, 1), (1, BUY, 5_000, 0), (1, 7, 5_000, 1)]
+    for book_id, side, price, quantity in [*bad, (1, BUY, None, 1)]:
+        with pytest.raises(Rejected):
+            ex.insert(book_id, side, price, quantity, "a", TS)
+    assert len(calls) == 6
+
+
+# ---------------------------------------------------------------- integrity checks
+
+
+def test_exchange_integrity_check_reports_a_corrupted_table(ex: Exchange) -> None:
+    order, _ = ex.insert(1, BUY, 100, 5, "a", TS)
+    ex.check_integrity()
+    ex._index.pop(order.order_id)
+    with pytest.raises(BookIntegrityError):
+        ex.check_integrity()
+    ex._index[order.order_id] = order
+    ex.check_integrity()
+    ex._index[99] = order
+    with pytest.raises(BookIntegrityError, match="order table"):
+        ex.check_integrity()
+
+
+_CORRUPT = """
+from optivex.engine import BUY, BookIntegrityError, Exchange, NaiveOrderBook, OrderBook
+assert False, "asserts are on"
+ex = Exchange()
+ex.create_book(1)
+order, _ = ex.insert(1, BUY, 100, 5, "a", 0)
+book = ex.book(1)
+book._bid_levels[-100].tail = None
+reported = []
+for check in (book.check_integrity, ex.check_integrity):
+    try:
+        check()
+    except BookIntegrityError as exc:
+        reported.append(str(exc))
+naive = NaiveOrderBook(1, 1)
+naive.insert(1, BUY, 100, 5, "a", 0, 1)[0].remaining = 0
+try:
+    naive.check_integrity()
+except BookIntegrityError as exc:
+    reported.append(str(exc))
+for line in reported:
+    print(line)
+"""
+
+
+def test_integrity_checks_report_under_python_dash_o() -> None:
+    """No assert: a corrupted book is reported with asserts compiled away (the script's own assert too)."""
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", _CORRUPT], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["bad level tail", "bad level tail"], done.stdout
+    assert len(lines) == 3 and lines[2].startswith("bad resting order Order(id=1,"), done.stdout
+
+
+# ---------------------------------------------------------------- memory of the order table
+
+TABLE_BOUND = 64 * 1024
+"""Bytes the order table (or the engine) may still hold once nothing rests: a bounded amount."""
+
+
+def _churn(ex: Exchange, orders: int) -> None:
+    """``orders`` orders in and out of books 1 and 2, alternately, at most 100 resting; none at the end."""
+    insert, cancel = ex.insert, ex.cancel
+    live: list[tuple[int, int]] = []
+    for i in range(orders):
+        book_id = 1 + (i & 1)  # every order in another book than the previous one
+        live.append((book_id, insert(book_id, BUY, 100, 1, "a", 0)[0].order_id))
+        if len(live) > 100:
+            cancel(*live.pop(0))
+    while live:
+        cancel(*live.pop())
+
+
+def _two_books() -> Exchange:
+    ex = Exchange()
+    for book_id in (1, 2):  # open the levels: the churn then takes the hot path
+        ex.create_book(1)
+        ex.cancel(book_id, ex.insert(book_id, BUY, 100, 1, "a", 0)[0].order_id)
+    return ex
+
+
+def test_order_table_memory_follows_what_rests() -> None:
+    """After a million orders in and out, nothing resting, the order table is small again."""
+    ex = _two_books()
+    _churn(ex, 1_000_000)
+    assert ex.last_order_id == 1_000_002 and ex.resting_count() == 0
+    assert sys.getsizeof(ex._index) < TABLE_BOUND
+    # The errors stay right: exact for an id never issued, the documented rule for a dead order.
+    with pytest.raises(Rejected, match="no longer resting in order book 2"):
+        ex.cancel(2, 3)
+    with pytest.raises(Rejected, match="no longer resting in order book 1"):
+        ex.cancel(1, 4)  # it was placed in book 2
+    with pytest.raises(Rejected, match="unknown order 1000003"):
+        ex.cancel(2, 1_000_003)
+
+
+def test_engine_keeps_nothing_of_orders_that_left() -> None:
+    """tracemalloc: every block allocated during a churn and still alive after it (any table, any leak)."""
+    ex = _two_books()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        _churn(ex, 100_000)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert ex.resting_count() == 0
+    assert held < TABLE_BOUND, held

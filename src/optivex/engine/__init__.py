@@ -1,11 +1,12 @@
 """The matching engine: pure Python, integer prices (units), no I/O and no clock.
 
-``Exchange`` holds every book of the day and validates requests; ``OrderBook``
-is one fast price-time book; ``NaiveOrderBook`` a slow obvious one used as a
-test oracle.
+``Exchange`` holds every book of the day and validates requests; it is a
+``Books``, whose ``insert``/``cancel`` are the one hot path of every book;
+``OrderBook`` is one fast price-time book; ``NaiveOrderBook`` a slow obvious
+one used as a test oracle. ``check_integrity`` raises ``BookIntegrityError``.
 """
 
-from optivex.engine.book import OrderBook
+from optivex.engine.book import Books, OrderBook
 from optivex.engine.exchange import Exchange, valid_symbol
 from optivex.engine.naive import NaiveOrderBook
 from optivex.engine.types import (
@@ -16,11 +17,18 @@ from optivex.engine.types import (
     FILL_QUANTITY,
     FILL_TRADE_ID,
     SELL,
+    BookId,
     BookInfo,
+    BookIntegrityError,
     Fill,
     Order,
+    OrderId,
+    Price,
+    Quantity,
     Rejected,
     Side,
+    Timestamp,
+    TradeId,
 )
 
 __all__ = [
@@ -31,13 +39,21 @@ __all__ = [
     "FILL_QUANTITY",
     "FILL_TRADE_ID",
     "SELL",
+    "BookId",
     "BookInfo",
+    "BookIntegrityError",
+    "Books",
     "Exchange",
     "Fill",
     "NaiveOrderBook",
     "Order",
     "OrderBook",
+    "OrderId",
+    "Price",
+    "Quantity",
     "Rejected",
     "Side",
+    "Timestamp",
+    "TradeId",
     "valid_symbol",
 ]

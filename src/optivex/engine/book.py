@@ -1,4 +1,11 @@
-"""The fast order book: one instrument, price-time priority, integer prices.
+"""The fast order book, and ``Books``: the books of one exchange with the engine's one hot path.
+
+``OrderBook`` is one instrument's book: price-time priority, integer prices.
+``Books`` holds every book of an exchange and what they share: the id
+counters and the table of resting orders. Its ``insert`` and ``cancel`` are
+the engine's only code that places and removes orders (``Exchange`` inherits
+them: no copy, and not one Python call more than the work itself, which on
+this path would cost about 7% per call, measured with benchmarks/engine_mix.py).
 
 Layout (chosen by profiling the exchange-core mix, see benchmarks/engine_mix.py):
 
@@ -19,14 +26,30 @@ Layout (chosen by profiling the exchange-core mix, see benchmarks/engine_mix.py)
   larger side held after the previous one, so memory stays bounded over a
   day (by a few times the peak number of live levels) while a book whose
   prices keep coming back never reallocates its levels.
+- The levels of the two sides never cross, empty ones included: every bid
+  level is below every ask level. (Only matching removes levels at a crossing
+  price, and an order rests only once matching removed every opposite level
+  it crosses.) So an order that rests after crossing always opens a new
+  level, and an order joining an existing level never crosses.
 - A level is a doubly linked FIFO of its orders (``Order._prev``/``_next``):
   append, cancel and fill are O(1) and nothing dead is ever left behind in a
   queue. Its total quantity is not kept (one attribute update fewer on
   every insert, cancel and fill); ``levels``/``best`` add it up when asked.
-  (A lazily cancelled deque per level was measured too: with one or two
-  orders per level, as here, emptying and cleaning the deques cost more than
-  the links they save.)
-- Resting orders are also in one dict order_id -> Order, for O(1) cancel.
+- Resting orders of all the books of a ``Books`` are in one dict
+  order_id -> Order (``Order.book_id`` names the book): O(1) cancel, and the
+  order -> book table of the cancel errors. It holds resting orders only, so
+  its memory follows what rests (CPython sizes a dict to about 3 times its
+  live entries whenever it grows), not the orders of the day.
+
+The hot path. ``Books.insert`` handles the common case with no call at all: a
+valid order that crosses nothing and joins an existing level of its book
+(every resting order of the exchange-core mix but those that open a level).
+Such an order's price needs no test of its own: a level is only ever opened
+by a price that was validated in full, so a price equal to a level's is > 0,
+<= MAX_UNITS and a multiple of the tick (only the quantity is tested).
+Everything else (an order that may cross, opens a level, or anything
+invalid) is validated in full, then matched by ``OrderBook._place``.
+``Books.cancel`` finds the order in the shared table and unlinks it.
 
 Insert is O(log levels) when it opens a level and O(1) otherwise (plus the
 fills, and O(log levels) for each empty level dropped from the top); cancel
@@ -35,38 +58,57 @@ is O(1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush
 from typing import Final
 
-from optivex.engine.types import BUY, SELL, Fill, Level, Order
+from optivex.engine.types import (
+    BUY,
+    SELL,
+    BookId,
+    BookIntegrityError,
+    Fill,
+    Level,
+    Order,
+    OrderId,
+    Price,
+    Quantity,
+    Rejected,
+    TradeId,
+)
+from optivex.units import INT32_MAX, MAX_UNITS, format_units
 
-__all__ = ["OrderBook"]
+__all__ = ["Books", "OrderBook"]
 
 _SENTINEL: Final = 1 << 62
 """A key above every valid key (prices are < 2**53 units)."""
 _MIN_COMPACT: Final = 64
+"""Levels a side may hold before its first compaction (see the module docstring)."""
 
 
-def _total(level: Level) -> int:
+def _total(level: Level) -> Quantity:
     """The total remaining quantity of a level's orders."""
     total = 0
     order = level.head
     while order is not None:
         total += order.remaining
         order = order._next
-    return total
+    return Quantity(total)
+
+
+def _require(condition: bool, what: str) -> None:
+    """Raise ``BookIntegrityError(what)`` unless ``condition`` holds (the integrity checks)."""
+    if not condition:
+        raise BookIntegrityError(what)
 
 
 class OrderBook:
-    """One order book with price-time priority.
+    """One order book with price-time priority; it belongs to one ``Books``.
 
-    The caller allocates ids: ``insert`` gets the new order's id (increasing
-    from one insert to the next: arrival order is id order) and the first trade
-    id to use; the fills it returns use consecutive trade ids from there.
-    Prices must be 0 < price < 2**53 and quantities > 0 (``Exchange``
-    validates; the book trusts its caller). Time priority is arrival order;
-    timestamps are stored, never compared.
+    Orders reach it through its ``Books`` (``Exchange.insert``/``cancel``);
+    ``insert``/``cancel`` here are the same path for a book used on its own.
+    Time priority is arrival order, which is order id order; timestamps are
+    stored, never compared.
     """
 
     __slots__ = (
@@ -74,6 +116,7 @@ class OrderBook:
         "_ask_levels",
         "_bid_heap",
         "_bid_levels",
+        "_books",
         "_floor",
         "_limit",
         "_orders",
@@ -81,96 +124,77 @@ class OrderBook:
         "tick",
     )
 
-    def __init__(self, book_id: int = 0, tick: int = 1, compact_floor: int = _MIN_COMPACT) -> None:
-        """``compact_floor``: levels a side may hold before the first compaction (small in tests)."""
-        self.book_id = book_id
-        self.tick = tick
+    def __init__(
+        self,
+        book_id: int = 0,
+        tick: int = 1,
+        compact_floor: int = _MIN_COMPACT,
+        books: Books | None = None,
+    ) -> None:
+        """A new empty book of ``books`` (of a ``Books`` of its own if None).
+
+        ``tick`` in units, > 0 (``Exchange.create_book`` validates); ``compact_floor``:
+        levels a side may hold before the first compaction (small in tests).
+        """
+        if books is None:
+            books = Books()
+        if book_id in books._books:
+            raise ValueError(f"book {book_id} already exists")
+        self.book_id = BookId(book_id)
+        self.tick = Price(tick)
         self._floor = compact_floor
         self._bid_heap: list[int] = [_SENTINEL]
         self._bid_levels: dict[int, Level] = {}
         self._ask_heap: list[int] = [_SENTINEL]
         self._ask_levels: dict[int, Level] = {}
-        self._orders: dict[int, Order] = {}
+        self._books = books
+        self._orders = books._index
         self._limit = compact_floor
+        books._books[self.book_id] = self
 
-    # ------------------------------------------------------------------ hot path
+    # ------------------------------------------------------------------ orders
 
     def insert(
-        self,
-        order_id: int,
-        side: int,
-        price: int,
-        quantity: int,
-        owner: str,
-        timestamp: int,
-        next_trade_id: int,
+        self, side: int, price: int | None, quantity: int, owner: str, timestamp: int
     ) -> tuple[Order, Sequence[Fill]]:
-        """Match a new limit order, rest what is left; return it and its fills (in matching order)."""
-        # Exchange.insert repeats _rest for an existing level inline (one call
-        # less on the hottest path); keep the two in step.
-        order = Order()
-        order.order_id = order_id
-        order.book_id = self.book_id
-        order.side = side
-        order.price = price
-        order.quantity = quantity
-        order.remaining = quantity
-        order.owner = owner
-        order.timestamp = timestamp
-        order._next = None
-        if side == BUY:
+        """``Books.insert`` into this book: the new order and its fills; Rejected if invalid."""
+        return self._books.insert(self.book_id, side, price, quantity, owner, timestamp)
+
+    def cancel(self, order_id: int) -> Order | None:
+        """``Books.cancel`` in this book: the cancelled order, or None if it does not rest here."""
+        try:
+            return self._books.cancel(self.book_id, order_id)
+        except Rejected:
+            return None
+
+    def _place(self, order: Order, trade_id: int) -> Sequence[Fill]:
+        """Match a valid new order that does not join an existing level; rest what is left; its fills.
+
+        ``order`` is not in the book yet (``_next`` None); ``trade_id`` is the
+        first trade id to use, the fills have consecutive ones from there.
+        """
+        price = order.price
+        fills: Sequence[Fill] = ()
+        if order.side == BUY:
             if self._ask_heap[0] <= price:
-                return order, self._take(order, next_trade_id)
-            key = -price
-            levels = self._bid_levels
+                fills = self._match(order, self._ask_heap, self._ask_levels, price, 1, trade_id)
+            key, heap, levels = -price, self._bid_heap, self._bid_levels
         else:
             if self._bid_heap[0] <= -price:
-                return order, self._take(order, next_trade_id)
-            key = price
-            levels = self._ask_levels
-        self._rest(order, key, levels)
-        return order, ()
-
-    def _rest(self, order: Order, key: int, levels: dict[int, Level]) -> None:
-        """Queue ``order`` at the back of level ``key`` of its side (opening it if needed)."""
-        level = levels.get(key)
-        if level is None:
-            self._open_level(order, key, levels)
-        else:
-            order._level = level
-            tail = level.tail
-            order._prev = tail
-            if tail is None:
-                level.head = order
-            else:
-                tail._next = order
-            level.tail = order
-        self._orders[order.order_id] = order
-
-    def _open_level(self, order: Order, key: int, levels: dict[int, Level]) -> None:
-        """Rest ``order`` alone on a new level ``key`` of its side."""
-        order._prev = None
-        order._level = levels[key] = Level(order)
-        heap = self._bid_heap if order.side == BUY else self._ask_heap
-        heappush(heap, key)
-        if len(heap) > self._limit:
-            self._compact()
-
-    def _take(self, order: Order, trade_id: int) -> list[Fill]:
-        """Match a crossing order (not yet in the book, ``_next`` None), rest its remainder; its fills."""
-        price = order.price
-        if order.side == BUY:
-            fills = self._match(order, self._ask_heap, self._ask_levels, price, 1, trade_id)
-            key = -price
-            levels = self._bid_levels
-        else:
-            fills = self._match(order, self._bid_heap, self._bid_levels, -price, -1, trade_id)
-            key = price
-            levels = self._ask_levels
+                fills = self._match(order, self._bid_heap, self._bid_levels, -price, -1, trade_id)
+            key, heap, levels = price, self._ask_heap, self._ask_levels
         if not order.remaining:
             order._prev = order._level = None
             return fills
-        self._rest(order, key, levels)
+        # No level at this price: either the order crossed (and no level of its
+        # side is at a crossing price, see the module docstring) or it would
+        # have taken the hot path.
+        order._prev = None
+        order._level = levels[key] = Level(order)
+        self._orders[order.order_id] = order
+        heappush(heap, key)
+        if len(heap) > self._limit:
+            self._compact()
         return fills
 
     def _match(
@@ -184,7 +208,9 @@ class OrderBook:
     ) -> list[Fill]:
         """Trade ``order`` against the opposite side while its best key is <= ``limit``."""
         fills: list[Fill] = []
-        append = fills.append
+        # Typed for plain ints: the values are validated prices, quantities and
+        # ids, and a NewType call per fill would cost a Python call each.
+        append: Callable[[tuple[int, int, str, int, int]], None] = fills.append  # type: ignore[assignment]
         orders = self._orders
         rem = order.remaining
         key = heap[0]
@@ -197,16 +223,16 @@ class OrderBook:
             while maker is not None:
                 avail = maker.remaining
                 if avail > rem:
-                    maker.remaining = avail - rem
+                    maker.remaining = avail - rem  # type: ignore[assignment]
                     append((trade_id, maker.order_id, maker.owner, price, rem))
                     trade_id += 1
-                    rem = 0
+                    rem = 0  # type: ignore[assignment]
                     break
                 append((trade_id, maker.order_id, maker.owner, price, avail))
                 trade_id += 1
-                maker.remaining = 0
+                maker.remaining = 0  # type: ignore[assignment]
                 del orders[maker.order_id]
-                rem -= avail
+                rem -= avail  # type: ignore[assignment]
                 nxt = maker._next
                 maker._prev = maker._next = None
                 maker = nxt
@@ -226,27 +252,6 @@ class OrderBook:
         order.remaining = rem
         return fills
 
-    def cancel(self, order_id: int) -> Order | None:
-        """Remove a resting order and return it (``remaining`` = quantity cancelled); None if not here."""
-        order = self._orders.pop(order_id, None)
-        if order is None:
-            return None
-        # Exchange.cancel repeats this method inline; keep the two in step.
-        level: Level = order._level  # type: ignore[assignment]  # set while the order rests
-        prev = order._prev
-        nxt = order._next
-        if prev is None:
-            level.head = nxt
-        else:
-            prev._next = nxt
-            order._prev = None
-        if nxt is None:
-            level.tail = prev
-        else:
-            nxt._prev = prev
-            order._next = None
-        return order
-
     # ------------------------------------------------------------------ housekeeping
 
     def _compact(self) -> None:
@@ -262,22 +267,25 @@ class OrderBook:
     # ------------------------------------------------------------------ queries
 
     def __len__(self) -> int:
-        """Number of resting orders."""
-        return len(self._orders)
+        """Number of resting orders (O(resting orders): the count is not kept on the hot path)."""
+        return sum(1 for _ in self._walk(BUY)) + sum(1 for _ in self._walk(SELL))
 
     def __contains__(self, order_id: object) -> bool:
-        return order_id in self._orders
+        return self.get(order_id) is not None
 
-    def get(self, order_id: int) -> Order | None:
-        """The resting order with this id, or None."""
-        return self._orders.get(order_id)
+    def get(self, order_id: object) -> Order | None:
+        """The resting order of this book with this id, or None."""
+        try:
+            order = self._orders.get(order_id)  # type: ignore[call-overload]
+        except TypeError:  # unhashable
+            return None
+        return order if order is not None and order.book_id == self.book_id else None
 
     def _live_keys(self, side: int) -> list[int]:
         levels = self._bid_levels if side == BUY else self._ask_levels
         return sorted(k for k, lv in levels.items() if lv.head is not None)
 
-    def side_orders(self, side: int) -> list[Order]:
-        """Resting orders of one side, best price first, oldest first within a price."""
+    def _walk(self, side: int) -> list[Order]:
         levels = self._bid_levels if side == BUY else self._ask_levels
         out: list[Order] = []
         for key in self._live_keys(side):
@@ -287,59 +295,272 @@ class OrderBook:
                 order = order._next
         return out
 
+    def side_orders(self, side: int) -> list[Order]:
+        """Resting orders of one side, best price first, oldest first within a price."""
+        return self._walk(side)
+
     def resting_orders(self) -> list[Order]:
         """Resting orders in priority order: bids best first, then asks best first; FIFO within a price."""
-        return self.side_orders(BUY) + self.side_orders(SELL)
+        return self._walk(BUY) + self._walk(SELL)
 
-    def levels(self, side: int) -> list[tuple[int, int]]:
+    def levels(self, side: int) -> list[tuple[Price, Quantity]]:
         """(price, total remaining quantity) of each level of one side, best first."""
         levels = self._bid_levels if side == BUY else self._ask_levels
         sign = -1 if side == BUY else 1
-        return [(key * sign, _total(levels[key])) for key in self._live_keys(side)]
+        return [(Price(key * sign), _total(levels[key])) for key in self._live_keys(side)]
 
-    def best(self, side: int) -> tuple[int, int] | None:
+    def best(self, side: int) -> tuple[Price, Quantity] | None:
         """(price, total quantity) of the best level of one side, or None when it is empty."""
         keys = self._live_keys(side)
         if not keys:
             return None
         levels = self._bid_levels if side == BUY else self._ask_levels
-        return (-keys[0] if side == BUY else keys[0]), _total(levels[keys[0]])
+        return Price(-keys[0] if side == BUY else keys[0]), _total(levels[keys[0]])
 
-    # ------------------------------------------------------------------ checks (tests only)
+    # ------------------------------------------------------------------ checks
 
     def check_integrity(self) -> None:
-        """Raise AssertionError unless every invariant of the book holds (O(n); tests only)."""
-        seen: dict[int, Order] = {}
+        """Raise ``BookIntegrityError`` unless every invariant of this book holds (O(orders); tests)."""
+        seen = self._check_levels()
+        mine = {oid: o for oid, o in self._orders.items() if o.book_id == self.book_id}
+        _require(mine.keys() == seen.keys(), "the order table and the levels hold other orders")
+
+    def _check_levels(self) -> dict[OrderId, Order]:
+        """Check the heaps and levels; the resting orders found in them, by id."""
+        seen: dict[OrderId, Order] = {}
         for side, heap, levels in (
             (BUY, self._bid_heap, self._bid_levels),
             (SELL, self._ask_heap, self._ask_levels),
         ):
-            assert heap.count(_SENTINEL) == 1, "one sentinel per heap"
+            _require(heap.count(_SENTINEL) == 1, "one sentinel per heap")
             for i in range(1, len(heap)):
-                assert heap[(i - 1) // 2] <= heap[i], "heap order"
+                _require(heap[(i - 1) // 2] <= heap[i], "heap order")
             keys = [k for k in heap if k != _SENTINEL]
-            assert len(keys) == len(set(keys)), "duplicate heap key"
-            assert set(keys) == set(levels), "heap keys and levels differ"
-            assert len(heap) <= max(self._limit, 1), "heap above its compaction limit"
+            _require(len(keys) == len(set(keys)), "duplicate heap key")
+            _require(set(keys) == set(levels), "heap keys and levels differ")
+            _require(len(heap) <= max(self._limit, 1), "heap above its compaction limit")
             for key, level in levels.items():
                 price = -key if side == BUY else key
-                assert price > 0, "non-positive price"
+                _require(0 < price <= MAX_UNITS and price % self.tick == 0, "invalid level price")
                 order = level.head
                 prev: Order | None = None
                 while order is not None:
-                    assert order._prev is prev, "broken back link"
-                    assert order._level is level, "order points to another level"
-                    assert order.side == side and order.price == price, "order on the wrong level"
-                    assert order.book_id == self.book_id, "order of another book"
-                    assert 0 < order.remaining <= order.quantity, "bad remaining quantity"
-                    assert order.order_id not in seen, "order twice in the book"
-                    assert self._orders.get(order.order_id) is order, "resting order missing from the index"
-                    if prev is not None:
-                        assert prev.order_id < order.order_id, "FIFO order broken within a level"
+                    _require(order._prev is prev, "broken back link")
+                    _require(order._level is level, "order points to another level")
+                    _require(order.side == side and order.price == price, "order on the wrong level")
+                    _require(order.book_id == self.book_id, "order of another book")
+                    _require(0 < order.remaining <= order.quantity, "bad remaining quantity")
+                    _require(order.order_id not in seen, "order twice in the book")
+                    _require(
+                        self._orders.get(order.order_id) is order,
+                        "resting order missing from the order table",
+                    )
+                    _require(prev is None or prev.order_id < order.order_id, "FIFO broken within a level")
                     seen[order.order_id] = order
                     prev = order
                     order = order._next
-                assert level.tail is prev, "bad level tail"
-        assert len(seen) == len(self._orders), "index holds orders that are not in a level"
+                _require(level.tail is prev, "bad level tail")
+        # Levels never cross, empty ones included (the hot path relies on it).
+        top_bid, top_ask = self._bid_heap[0], self._ask_heap[0]
+        _require(top_bid == _SENTINEL or top_ask == _SENTINEL or -top_bid < top_ask, "levels cross")
         bid, ask = self.best(BUY), self.best(SELL)
-        assert bid is None or ask is None or bid[0] < ask[0], f"crossed book: bid {bid} >= ask {ask}"
+        _require(bid is None or ask is None or bid[0] < ask[0], f"crossed book: bid {bid} >= ask {ask}")
+        return seen
+
+
+class Books:
+    """Every book of one exchange, their id counters and resting-order table; the one hot path.
+
+    Ids are global: orders and trades are numbered from 1, strictly increasing
+    across all books. A rejected request raises ``Rejected`` and changes
+    nothing (no id is consumed). See the module docstring.
+    """
+
+    __slots__ = ("_books", "_index", "_next_order_id", "_next_trade_id")
+
+    def __init__(self) -> None:
+        self._books: dict[int, OrderBook] = {}
+        self._index: dict[int, Order] = {}  # every resting order of every book
+        self._next_order_id = 1
+        self._next_trade_id = 1
+
+    def insert(
+        self,
+        book_id: int,
+        side: int,
+        price: int | None,
+        quantity: int,
+        owner: str,
+        timestamp: int,
+    ) -> tuple[Order, Sequence[Fill]]:
+        """Validate and place a limit order; return the new order and its fills.
+
+        ``side`` is BUY or SELL; ``price`` in units (None when the wire price
+        was not representable), > 0, at most ``units.MAX_UNITS`` and a
+        multiple of the book's tick; ``quantity`` 1 .. 2**31-1. Anything else
+        raises ``Rejected`` and changes nothing.
+
+        The order's ``remaining`` is what rests (0 if it traded in full); the
+        fills (an empty tuple when none) are in matching order with
+        consecutive trade ids, the order being the aggressor of each; its
+        traded quantity is ``order.quantity - order.remaining``.
+        """
+        # The common case: a valid order that crosses nothing and joins an
+        # existing level of its side (see the module docstring: its price is
+        # valid). Everything else (an unknown book, a bad side, price or
+        # quantity, an order that may cross or opens a level) is validated in
+        # full by _valid_book, then placed by OrderBook._place.
+        try:
+            book = self._books[book_id]
+            if side == BUY:
+                level = None if book._ask_heap[0] <= price else book._bid_levels.get(-price)  # type: ignore[operator]
+            elif side == SELL:
+                level = None if book._bid_heap[0] <= -price else book._ask_levels.get(price)  # type: ignore[operator,arg-type]
+            else:
+                level = None
+        except (KeyError, TypeError):  # an unknown book, a price of the wrong type or None
+            level = None
+        if level is None or quantity <= 0 or quantity > INT32_MAX:
+            book = self._valid_book(book_id, side, price, quantity)
+        order_id = self._next_order_id
+        self._next_order_id = order_id + 1
+        # Validated values: a NewType call or cast would cost a Python call each.
+        order = Order()
+        order.order_id = order_id  # type: ignore[assignment]
+        order.book_id = book_id  # type: ignore[assignment]
+        order.side = side
+        order.price = price  # type: ignore[assignment]
+        order.quantity = order.remaining = quantity  # type: ignore[assignment]
+        order.owner = owner
+        order.timestamp = timestamp  # type: ignore[assignment]
+        order._next = None
+        if level is None:
+            trade_id = self._next_trade_id
+            fills = book._place(order, trade_id)
+            self._next_trade_id = trade_id + len(fills)
+            return order, fills
+        order._level = level
+        tail = level.tail
+        order._prev = tail
+        if tail is None:
+            level.head = order
+        else:
+            tail._next = order
+        level.tail = order
+        self._index[order_id] = order
+        return order, ()
+
+    def _valid_book(self, book_id: int, side: int, price: int | None, quantity: int) -> OrderBook:
+        """The book of a valid insert; Rejected with the reason otherwise (off the hot path)."""
+        try:
+            book = self._books[book_id]
+        except (KeyError, TypeError):
+            raise Rejected(f"unknown order book {book_id}") from None
+        if side != BUY and side != SELL:
+            raise Rejected(f"invalid side {side!r}: it must be BUY or SELL")
+        if price is None:
+            raise Rejected("invalid price: not a finite number representable with 4 decimals")
+        if price <= 0:
+            raise Rejected(f"invalid price {format_units(price)}: it must be > 0")
+        if price > MAX_UNITS:
+            raise Rejected(f"invalid price {format_units(price)}: too large")
+        if price % book.tick:
+            tick = format_units(book.tick)
+            raise Rejected(f"invalid price {format_units(price)}: not a multiple of the tick size {tick}")
+        if quantity <= 0 or quantity > INT32_MAX:
+            raise Rejected(f"invalid quantity {quantity}: it must be between 1 and {INT32_MAX}")
+        return book
+
+    def cancel(self, book_id: int, order_id: int, timestamp: int = 0) -> Order:
+        """Cancel a resting order; return it (``remaining`` = the quantity cancelled).
+
+        Rejected for an unknown book, an unknown order (never issued), an
+        order resting in another book, or one that rests nowhere: see
+        ``_cancel_error`` for the rule on a dead order of another book.
+        """
+        try:
+            order = self._index.pop(order_id, None)
+        except TypeError:  # unhashable
+            order = None
+        if order is None or order.book_id != book_id:
+            raise self._cancel_error(book_id, order_id, order)
+        level: Level = order._level  # type: ignore[assignment]  # set while the order rests
+        prev = order._prev
+        nxt = order._next
+        if prev is None:
+            level.head = nxt
+        else:
+            prev._next = nxt
+            order._prev = None
+        if nxt is None:
+            level.tail = prev
+        else:
+            nxt._prev = prev
+            order._next = None
+        return order
+
+    def _cancel_error(self, book_id: int, order_id: int, resting: Order | None) -> Rejected:
+        """Why a cancel failed; ``resting`` is the order if it rests in another book (put back).
+
+        The table holds resting orders only, so of an order that rests nowhere
+        (filled or cancelled) it no longer knows the book: such a cancel is
+        answered "not resting in this book" whichever book it was placed in.
+        Every other error is exact: an unknown book, an id never issued (ids
+        are global and increasing: 0 < id <= last_order_id were issued), an
+        order resting in another book.
+        """
+        if resting is not None:
+            self._index[resting.order_id] = resting
+        try:
+            known_book = book_id in self._books
+        except TypeError:
+            known_book = False
+        if not known_book:
+            return Rejected(f"unknown order book {book_id}")
+        if not isinstance(order_id, int) or not 0 < order_id < self._next_order_id:
+            return Rejected(f"unknown order {order_id}")
+        if resting is not None:
+            return Rejected(f"order {order_id} belongs to order book {resting.book_id}, not {book_id}")
+        return Rejected(
+            f"order {order_id} is no longer resting in order book {book_id} "
+            "(filled or cancelled, or an order of another book)"
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def get_order(self, order_id: int) -> Order | None:
+        """The resting order with this id (any book), or None if unknown or no longer resting."""
+        try:
+            return self._index.get(order_id)
+        except TypeError:
+            return None
+
+    def book_of_order(self, order_id: int) -> BookId | None:
+        """The id of the book a resting order rests in; None if it rests nowhere or was never issued."""
+        order = self.get_order(order_id)
+        return None if order is None else order.book_id
+
+    @property
+    def last_order_id(self) -> OrderId:
+        """The id of the last order accepted (0 before the first)."""
+        return OrderId(self._next_order_id - 1)
+
+    @property
+    def last_trade_id(self) -> TradeId:
+        """The id of the last trade (0 before the first)."""
+        return TradeId(self._next_trade_id - 1)
+
+    def resting_count(self) -> int:
+        """Orders resting in all books (O(1): the size of the resting-order table)."""
+        return len(self._index)
+
+    def check_integrity(self) -> None:
+        """Raise ``BookIntegrityError`` unless every book and the order table are consistent (tests)."""
+        seen: dict[OrderId, Order] = {}
+        for book_id, book in self._books.items():
+            _require(book.book_id == book_id and book._books is self, "book registered under another id")
+            seen.update(book._check_levels())
+        _require(len(seen) == len(self._index), "the order table holds orders that rest in no book")
+        for order_id, order in self._index.items():
+            _require(seen.get(OrderId(order_id)) is order, "the order table and the books disagree")
+            _require(0 < order_id < self._next_order_id, "resting order id above the last one issued")

@@ -1,13 +1,31 @@
-"""Engine data types: sides, orders, fills, book descriptions and the rejection error.
+"""Engine data types: ids, prices and quantities, sides, orders, fills, book descriptions, errors.
 
-Everything here is plain data of integers: prices are ints of 0.0001 "units"
-(see ``optivex.units``), quantities ints, timestamps int nanoseconds.
+Everything here is plain data of integers. The ``NewType``s below tell them
+apart for the type checker only (at run time each is a plain ``int``): a
+``Price`` is an int of 0.0001 "units" (see ``optivex.units``), a
+``Quantity`` a count, ``Timestamp`` int nanoseconds, and the ids are the
+engine's global, increasing numbers. The engine's validating entry points
+(``Exchange.create_book``, ``insert``, ``cancel``) take plain ints: that is
+where outside values become these types.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Final, NamedTuple, TypeAlias
+from typing import Final, NamedTuple, NewType, TypeAlias
+
+Price = NewType("Price", int)
+"""A price in units of 0.0001 (also a tick size): 0 < price <= ``units.MAX_UNITS`` once validated."""
+Quantity = NewType("Quantity", int)
+"""A quantity of an order or a trade: 1 .. 2**31-1 once validated (0 only as a remaining quantity)."""
+OrderId = NewType("OrderId", int)
+"""An order id: global to the exchange, from 1, strictly increasing in arrival order."""
+TradeId = NewType("TradeId", int)
+"""A trade id: global to the exchange, from 1, strictly increasing."""
+BookId = NewType("BookId", int)
+"""An order book id: from 1, increasing."""
+Timestamp = NewType("Timestamp", int)
+"""Nanoseconds since the epoch; stored by the engine, never compared."""
 
 BUY: Final = 0
 """The buy side, as a plain int (the hot path compares ints)."""
@@ -30,8 +48,9 @@ class Order:
     0, and once cancelled it keeps the quantity that the cancel removed (so
     ``quantity - remaining`` is always the traded quantity).
 
-    The engine builds orders itself (``Order()`` then plain stores: a Python
-    ``__init__`` call costs more than the stores); use ``Order.create`` elsewhere.
+    The engine builds orders itself, in ``Books.insert`` (``Order()`` then plain
+    stores: a Python ``__init__`` call costs more than the stores); use
+    ``Order.create`` elsewhere.
     ``_prev``/``_next``/``_level`` belong to the book holding the order: its
     neighbours in the price level's FIFO (``None`` once the order left the
     book, so a dead order pins nothing) and that level (left stale: an empty
@@ -52,14 +71,14 @@ class Order:
         "timestamp",
     )
 
-    order_id: int
-    book_id: int
+    order_id: OrderId
+    book_id: BookId
     side: int
-    price: int
-    quantity: int
-    remaining: int
+    price: Price
+    quantity: Quantity
+    remaining: Quantity
     owner: str
-    timestamp: int
+    timestamp: Timestamp
     _prev: Order | None
     _next: Order | None
     _level: Level | None
@@ -67,32 +86,27 @@ class Order:
     @classmethod
     def create(
         cls,
-        order_id: int,
-        book_id: int,
+        order_id: OrderId,
+        book_id: BookId,
         side: int,
-        price: int,
-        quantity: int,
+        price: Price,
+        quantity: Quantity,
         owner: str,
-        timestamp: int,
-        remaining: int | None = None,
+        timestamp: Timestamp,
+        remaining: Quantity | None = None,
     ) -> Order:
         """A new order outside any book (``remaining`` defaults to ``quantity``)."""
         order = cls()
-        order.order_id = order_id
-        order.book_id = book_id
-        order.side = side
-        order.price = price
-        order.quantity = quantity
+        order.order_id, order.book_id, order.side, order.owner = order_id, book_id, side, owner
+        order.price, order.quantity, order.timestamp = price, quantity, timestamp
         order.remaining = quantity if remaining is None else remaining
-        order.owner = owner
-        order.timestamp = timestamp
         order._prev = order._next = order._level = None
         return order
 
     @property
-    def traded(self) -> int:
+    def traded(self) -> Quantity:
         """Quantity traded so far."""
-        return self.quantity - self.remaining
+        return Quantity(self.quantity - self.remaining)
 
     def __repr__(self) -> str:
         return (
@@ -117,7 +131,7 @@ class Level:
         self.tail: Order | None = order
 
 
-Fill: TypeAlias = tuple[int, int, str, int, int]
+Fill: TypeAlias = tuple[TradeId, OrderId, str, Price, Quantity]
 """One trade caused by an incoming order, as a plain tuple (cheapest to build):
 ``(trade_id, maker_order_id, maker_owner, price, quantity)``.
 
@@ -136,10 +150,10 @@ FILL_QUANTITY: Final = 4
 class BookInfo(NamedTuple):
     """One book of the day: its id, tick (units), instrument symbol (or None), creation time."""
 
-    book_id: int
-    tick: int
+    book_id: BookId
+    tick: Price
     symbol: str | None
-    timestamp: int
+    timestamp: Timestamp
 
 
 class Rejected(Exception):
@@ -151,3 +165,10 @@ class Rejected(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BookIntegrityError(Exception):
+    """An invariant of a book (or of the exchange) does not hold: raised by ``check_integrity``.
+
+    An exception, not an ``assert``: the checks must report under ``python -O`` too.
+    """
