@@ -7,8 +7,9 @@ encode at once. So at login ``ReplaySnapshots.take`` records, in one step,
 - the books of the day (``BookInfo``, in id order), and
 - a list of references to the resting ``Order`` objects in replay order
   (books in id order; bids best first, then asks best first; oldest first
-  within a price), the one walk of the books it costs (about 0.1 us per
-  resting order);
+  within a price): one walk of the books, measured at 0.3-1.2 us per
+  resting order (the orders are scattered in memory), so 30-120 ms for a
+  day of 100,000 resting orders;
 
 and the connection's ``Replay`` hands them out a slice at a time while the
 book goes on changing. An order's ``remaining`` may change after the
@@ -19,7 +20,8 @@ remaining quantity before the first fill after the snapshot: each order is
 handed out with its remaining quantity at login.
 
 Logins taken while nothing changed (same last order id, last trade id,
-number of cancels and of books) share one snapshot.
+number of cancels and of books) share one snapshot: many logins at once
+(handled in the same few loop iterations) cost one walk or a few.
 
 Memory, per distinct snapshot in progress: 8 bytes per resting order (the
 list), plus the orders that left the book meanwhile (kept alive, about 150
