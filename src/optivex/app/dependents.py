@@ -99,6 +99,9 @@ class Link:
     owner.
     """
 
+    client_class: type[AsyncClient] = AsyncClient
+    """The client class of the link's connections (a feed's decodes events on a shorter path)."""
+
     def __init__(
         self,
         target: str,
@@ -167,7 +170,7 @@ class Link:
         complained = False
         while True:
             try:
-                client = await AsyncClient.connect(
+                client = await self.client_class.connect(
                     host, port, self.protocol, self._message, self.log, request_timeout=None
                 )
             except OSError as exc:

@@ -86,6 +86,15 @@ _APPLY: dict[type[Message], Callable[[BookMirror, Any], Change]] = {
 }
 
 
+EVENT_CLASSES: dict[int, type[Message]] = {
+    pb.ON_ORDER_BOOK_CREATED: pb.OnOrderBookCreated,
+    pb.ON_ORDER_INSERTED: pb.OnOrderInserted,
+    pb.ON_TRADE: pb.OnTrade,
+    pb.ON_ORDER_CANCELLED: pb.OnOrderCancelled,
+}
+"""The order book's event message types and their classes."""
+
+
 def load_event(mirror: BookMirror, event: Message) -> None:
     """Apply one event of the login replay (or any event) without building its change: the fast path.
 

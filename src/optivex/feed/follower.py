@@ -40,13 +40,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from optivex.app.config import Address, ComponentConfig
 from optivex.app.dependents import Link, LinkError
 from optivex.client import AsyncClient, RequestTimeout
-from optivex.feed.events import apply_event, load_event
+from optivex.feed.events import EVENT_CLASSES, apply_event, load_event
 from optivex.feed.mirror import BookMirror, Change, MirrorError
+from optivex.net import Connection
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 
@@ -69,8 +70,28 @@ class FeedListener(Protocol):
         """The connection to the order book is lost; the feed reconnects by itself."""
 
 
+class _FeedClient(AsyncClient):
+    """An AsyncClient on which the order book's events skip the generic path (request matching,
+    event wrapping): decoded here and handed straight to ``on_message``, the feed."""
+
+    def frame_received(self, conn: Connection, msg_type: int, payload: bytes) -> None:
+        cls = EVENT_CLASSES.get(msg_type)
+        callback = self.on_message
+        if cls is None or callback is None:
+            super().frame_received(conn, msg_type, payload)
+            return
+        try:
+            message = cls.FromString(payload)
+        except DecodeError:
+            conn.close(f"undecodable {cls.__name__} from the order book")
+            return
+        callback(message)
+
+
 class Feed(Link):
     """A link to the order book that mirrors it; see the module docstring."""
+
+    client_class = _FeedClient
 
     def __init__(
         self,
