@@ -28,12 +28,13 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture
-def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], Deployment]]:
-    """Start the deployment of a suite (`deploy("order_book")`); stopped after the test."""
+def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str | None], Deployment]]:
+    """Start the deployment of a suite (`deploy("order_book")`), or every component (`deploy(None)`);
+    stopped after the test."""
     started: list[Deployment] = []
     request.node._deployments = started
 
-    def start(suite: str) -> Deployment:
+    def start(suite: str | None) -> Deployment:
         deployment = start_suite(suite, tmp_path / f"deployment{len(started)}")
         started.append(deployment)
         return deployment
@@ -44,7 +45,7 @@ def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
 
 
 @pytest.fixture
-def exchange(deploy: Callable[[str], Deployment]) -> Iterator[Exchange]:
+def exchange(deploy: Callable[[str | None], Deployment]) -> Iterator[Exchange]:
     """The order_book suite's deployment (order book + admin) with client helpers."""
     with Exchange(deploy("order_book")) as ex:
         yield ex
