@@ -60,19 +60,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from optivex.engine import (
-    BUY,
-    SELL,
-    BookId,
-    Exchange,
-    Fill,
-    Order,
-    OrderBook,
-    OrderId,
-    Price,
-    Quantity,
-    Timestamp,
-)
+from optivex.engine import BUY, SELL, Exchange, Fill, Order, OrderBook
 
 TICK = 100  # 0.01 in units
 MID = 1_000_000  # 100.00 in units
@@ -196,7 +184,7 @@ class _Stub(Exchange):
 
     def __init__(self) -> None:
         super().__init__()
-        order = Order.create(OrderId(1), BookId(1), BUY, Price(MID), Quantity(1), "x", Timestamp(TS))
+        order = Order.create(1, 1, BUY, MID, 1, "x", TS)
         self._answer: tuple[Order, Sequence[Fill]] = (order, ())
 
     def insert(

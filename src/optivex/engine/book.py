@@ -442,10 +442,10 @@ class Books:
         order._level = level
         tail = level.tail
         order._prev = tail
-        if tail is None:
-            level.head = order
-        else:
+        if tail is not None:
             tail._next = order
+        else:  # the level was empty
+            level.head = order
         level.tail = order
         self._index[order_id] = order
         return order, ()

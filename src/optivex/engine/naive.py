@@ -8,19 +8,7 @@ caller allocates the ids (``insert`` takes them), so that it can follow an
 
 from __future__ import annotations
 
-from optivex.engine.types import (
-    BUY,
-    SELL,
-    BookId,
-    BookIntegrityError,
-    Fill,
-    Order,
-    OrderId,
-    Price,
-    Quantity,
-    Timestamp,
-    TradeId,
-)
+from optivex.engine.types import BUY, SELL, BookId, BookIntegrityError, Fill, Order, Price, Quantity, TradeId
 
 
 class NaiveOrderBook:
@@ -43,15 +31,7 @@ class NaiveOrderBook:
         next_trade_id: int,
     ) -> tuple[Order, list[Fill]]:
         """Match, then rest the remainder: the order and its fills, trade ids from ``next_trade_id``."""
-        order = Order.create(
-            OrderId(order_id),
-            self.book_id,
-            side,
-            Price(price),
-            Quantity(quantity),
-            owner,
-            Timestamp(timestamp),
-        )
+        order = Order.create(order_id, self.book_id, side, price, quantity, owner, timestamp)
         fills: list[Fill] = []
         opposite = self._sides[SELL if side == BUY else BUY]
         while order.remaining > 0 and opposite:

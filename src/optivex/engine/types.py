@@ -86,20 +86,25 @@ class Order:
     @classmethod
     def create(
         cls,
-        order_id: OrderId,
-        book_id: BookId,
+        order_id: int,
+        book_id: int,
         side: int,
-        price: Price,
-        quantity: Quantity,
+        price: int,
+        quantity: int,
         owner: str,
-        timestamp: Timestamp,
-        remaining: Quantity | None = None,
+        timestamp: int,
+        remaining: int | None = None,
     ) -> Order:
-        """A new order outside any book (``remaining`` defaults to ``quantity``)."""
+        """A new order outside any book (``remaining`` defaults to ``quantity``), from plain ints."""
         order = cls()
-        order.order_id, order.book_id, order.side, order.owner = order_id, book_id, side, owner
-        order.price, order.quantity, order.timestamp = price, quantity, timestamp
-        order.remaining = quantity if remaining is None else remaining
+        order.order_id, order.book_id, order.side, order.owner = (
+            OrderId(order_id),
+            BookId(book_id),
+            side,
+            owner,
+        )
+        order.price, order.quantity, order.timestamp = Price(price), Quantity(quantity), Timestamp(timestamp)
+        order.remaining = Quantity(quantity if remaining is None else remaining)
         order._prev = order._next = order._level = None
         return order
 
