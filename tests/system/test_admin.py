@@ -146,39 +146,46 @@ def test_admins_list_restricts_who_creates(deploy: object, tmp_path: Path) -> No
 # The order book unreachable, silent, or flooded (app.dependents: the unavailable rule, deadlines, bounds).
 
 
-def stop_order_book(exchange: Exchange) -> None:
-    process = exchange.deployment.component("order_book").process
+def stop_component(exchange: Exchange, name: str) -> None:
+    process = exchange.deployment.component(name).process
     assert process is not None
     process.terminate()
     process.wait(STOP_TIMEOUT)
 
 
-def start_order_book(exchange: Exchange) -> None:
-    """Start the stopped order book again on its port: a new day for it (admin keeps running)."""
+def start_component(exchange: Exchange, name: str) -> None:
+    """Start a stopped component again on its port; DeploymentError unless it accepts within 2 s."""
     deployment = exchange.deployment
-    deployment._start_one(deployment.component("order_book"), may_move=False)
+    deployment._start_one(deployment.component(name), may_move=False)
+
+
+def create_waiting(client: SyncClient, symbol: str) -> admin_pb2.CreateInstrumentResponse:
+    """A create whose answer may take LINK_WAIT (the link is down or coming up)."""
+    response = client.request(
+        admin_pb2.CreateInstrumentRequest(instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01),
+        timeout=LINK_WAIT + TIMEOUT,
+    )
+    assert isinstance(response, admin_pb2.CreateInstrumentResponse)
+    return response
+
+
+UNAVAILABLE = "order book unavailable; the request was not carried out"
 
 
 def test_order_book_down_is_answered_unavailable_then_admin_works_again(exchange: Exchange) -> None:
     admin = exchange.admin()
     assert create(admin, "A").order_book_id == 1
-    stop_order_book(exchange)
-    # A fresh login is a round trip through admin's loop: admin has seen the link close by then.
-    late = exchange.admin()
-    response = late.request(
-        admin_pb2.CreateInstrumentRequest(instrument=common_pb2.Instrument(symbol="B"), tick_size=0.01),
-        timeout=LINK_WAIT + TIMEOUT,
-    )
-    assert isinstance(response, admin_pb2.CreateInstrumentResponse)
-    assert response.error_message == "order book unavailable; the request was not carried out"
-    assert (response.order_book_id, response.created_timestamp) == (0, 0)
-    start_order_book(exchange)
-    # The next request waits for the link (up to LINK_WAIT) and is carried out on the new day.
-    again = admin.request(
-        admin_pb2.CreateInstrumentRequest(instrument=common_pb2.Instrument(symbol="A"), tick_size=0.01),
-        timeout=LINK_WAIT + TIMEOUT,
-    )
-    assert isinstance(again, admin_pb2.CreateInstrumentResponse)
+    stop_component(exchange, "order_book")
+    # Reconnecting. A fresh login is a round trip through admin's loop: it has seen the link close by then.
+    response = create_waiting(exchange.admin(), "B")
+    assert (response.error_message, response.order_book_id, response.created_timestamp) == (UNAVAILABLE, 0, 0)
+    # Not yet connected: admin started while the order book is down still accepts within 2 s.
+    stop_component(exchange, "admin")
+    start_component(exchange, "admin")
+    assert create_waiting(exchange.admin(), "B").error_message == UNAVAILABLE
+    # The order book back (a new day): the next request waits for the link and is carried out.
+    start_component(exchange, "order_book")
+    again = create_waiting(exchange.admin(), "A")
     assert (again.error_message, again.order_book_id) == ("", 1)
 
 
