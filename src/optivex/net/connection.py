@@ -121,17 +121,23 @@ _batch = _WriteBatch()
 class _StreamScheduler:
     """Runs the connections whose stream may produce, round-robin, a bounded amount per loop iteration."""
 
-    __slots__ = ("ready", "scheduled")
+    __slots__ = ("loop", "ready", "scheduled")
 
     def __init__(self) -> None:
         self.ready: deque[Connection] = deque()
         self.scheduled = False
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, conn: Connection) -> None:
+        loop = conn._loop
+        if loop is not self.loop:  # a new event loop (tests run several): forget the old one's
+            self.ready = deque(c for c in self.ready if c._loop is loop)
+            self.loop = loop
+            self.scheduled = False
         self.ready.append(conn)
         if not self.scheduled:
             self.scheduled = True
-            conn._loop.call_soon(self.run)
+            loop.call_soon(self.run)
 
     def run(self) -> None:
         ready = self.ready
@@ -139,8 +145,8 @@ class _StreamScheduler:
         while ready and budget > 0:
             conn = ready.popleft()
             budget -= conn._stream_slice(min(STREAM_SLICE_FRAMES, budget))
-        if ready:
-            ready[0]._loop.call_soon(self.run)  # the next iteration: I/O is polled in between
+        if ready and self.loop is not None:
+            self.loop.call_soon(self.run)  # the next iteration: I/O is polled in between
         else:
             self.scheduled = False
 
@@ -426,7 +432,12 @@ class Connection(asyncio.Protocol):
         producer = self._stream
         if producer is None or self.closed:
             return 1
-        frames = producer.produce(max_frames)
+        try:
+            frames = producer.produce(max_frames)
+        except Exception:
+            self._log.exception("stream to %s (user %s) failed; dropping it", self.peer, self.user)
+            self.abort()
+            return 1
         if frames:
             self._out.extend(frames)
         else:
