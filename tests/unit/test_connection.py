@@ -460,3 +460,25 @@ def test_a_half_sent_frame_closes_its_connection_after_the_stall_timeout(
     with caplog.at_level(logging.WARNING, LOG.name):
         _run(test)
     assert "half-sent frame" in caplog.text
+
+
+def test_a_failing_producer_drops_its_connection_and_other_streams_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing(Producer):
+        def produce(self, max_frames: int) -> list[bytes]:
+            raise RuntimeError("producer bug")
+
+    async def test() -> None:
+        bad, bad_transport = _connect(Recorder(echo=False))
+        good, _ = _connect(Recorder(echo=False))
+        failing, healthy = Failing(10), Producer(1000)
+        bad.stream(failing)
+        good.stream(healthy)
+        await _until(lambda: not good.streaming)
+        assert bad_transport.aborted and failing.released == 1
+        assert healthy.next == 1000 and healthy.released == 1
+
+    with caplog.at_level(logging.ERROR, LOG.name):
+        _run(test)
+    assert "producer bug" in caplog.text

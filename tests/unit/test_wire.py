@@ -114,3 +114,22 @@ def test_garbage_never_raises_and_splitting_does_not_matter(data: bytes, step: i
         got += split.feed(data[i : i + step])
     assert got == expected
     assert (whole.error is None) == (split.error is None)
+
+
+def test_incomplete_and_buffered_report_a_partial_frame_at_most_its_declared_length() -> None:
+    decoder = FrameDecoder()
+    frame = encode_frame(9, b"p" * 1000)
+    assert decoder.feed(encode_frame(1, b"") + frame[:500]) == [(1, b"")]
+    assert decoder.incomplete and decoder.buffered == 500
+    assert decoder.feed(frame[500:-1]) == []
+    assert decoder.buffered == len(frame) - 1
+    assert decoder.feed(frame[-1:]) == [(9, b"p" * 1000)]
+    assert not decoder.incomplete and decoder.buffered == 0
+
+
+def test_clear_forgets_a_partial_frame() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame(9, b"p" * 1000)[:700])
+    decoder.clear()
+    assert not decoder.incomplete and decoder.buffered == 0
+    assert decoder.feed(encode_frame(2, b"ok")) == [(2, b"ok")]
