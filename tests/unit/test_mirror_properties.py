@@ -51,7 +51,6 @@ class Cancel:
 Op = Create | Insert | Cancel
 
 
-
 def _pick(n: int, choices: Sequence[int]) -> tuple[int, int]:
     """One of `choices` from the low digits of `n`, and what is left of `n`."""
     n, i = divmod(n, len(choices))

@@ -31,6 +31,7 @@ import sys
 from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
 from optivex.app.dependents import LinkError, Requests
+from optivex.app.logsafe import loggable
 from optivex.app.users import User
 from optivex.instruments import instrument_error, tick_size_error
 from optivex.proto import admin_pb2 as pb
@@ -70,7 +71,10 @@ class AdminComponent(Component):
             reply.error(created.error_message)
             return
         self.log.info(
-            "%s created instrument %s (book %d)", reply.user, request.instrument.symbol, created.order_book_id
+            "%s created instrument %s (book %d)",
+            loggable(reply.user),
+            request.instrument.symbol,
+            created.order_book_id,
         )
         reply.send(
             pb.CreateInstrumentResponse(
