@@ -362,7 +362,11 @@ def test_output_behind_a_stream_counts_against_max_unsent() -> None:
     _run(test)
 
 
-def test_streams_share_the_loop_round_robin_within_a_budget_per_iteration() -> None:
+def test_streams_share_the_loop_round_robin_within_a_budget_per_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(net, "STREAM_SECONDS_PER_ITERATION", 3600.0)  # the frame budget alone
+
     async def test() -> None:
         producers = [Producer(10_000) for _ in range(10)]
         conns = []
@@ -382,6 +386,22 @@ def test_streams_share_the_loop_round_robin_within_a_budget_per_iteration() -> N
         assert sum(p.next for p in producers) == 2 * STREAM_FRAMES_PER_ITERATION
         await _until(lambda: not any(c.streaming for c in conns))
         assert all(p.next == 10_000 and p.released == 1 for p in producers)
+
+    _run(test)
+
+
+def test_the_time_budget_ends_an_iteration_after_one_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(net, "STREAM_SECONDS_PER_ITERATION", 0.0)
+
+    async def test() -> None:
+        producers = [Producer(1000) for _ in range(3)]
+        for producer in producers:
+            conn, _ = _connect(Recorder(echo=False))
+            conn.stream(producer)
+        await _turns(1)
+        assert [p.next for p in producers] == [STREAM_SLICE_FRAMES, 0, 0]
+        await _turns(1)
+        assert [p.next for p in producers] == [STREAM_SLICE_FRAMES] * 2 + [0]
 
     _run(test)
 

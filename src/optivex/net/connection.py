@@ -24,8 +24,9 @@ everything else sent to the connection is deferred behind it, in order, and
 counts against ``max_unsent`` with the transport's unsent bytes. One
 process-wide scheduler runs the connections whose stream may produce
 round-robin, STREAM_SLICE_FRAMES frames each, at most STREAM_FRAMES_PER_ITERATION
-frames per event-loop iteration, so other connections' requests are read and
-handled between slices however many streams are in progress.
+frames and STREAM_SECONDS_PER_ITERATION seconds per event-loop iteration, so
+other connections' requests are read and handled between slices however many
+streams are in progress.
 
 Requests in flight: ``hold()``/``release()`` count the requests whose replies
 come later (async handlers). At MAX_IN_FLIGHT held requests the connection's
@@ -56,6 +57,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
+from time import perf_counter
 from typing import Protocol as TypingProtocol
 from typing import cast
 
@@ -76,6 +78,9 @@ STREAM_SLICE_FRAMES = 128
 """Frames one stream produces per slice, before the next streaming connection's turn."""
 STREAM_FRAMES_PER_ITERATION = 512
 """Frames all streams together produce per event-loop iteration (a replay frame costs 2-4 us to encode)."""
+STREAM_SECONDS_PER_ITERATION = 0.002
+"""Seconds all streams together may take per event-loop iteration (checked after each slice): on a
+loaded machine fewer frames fit, and other clients still wait no longer than this for their turn."""
 MAX_INPUT_BUFFERED = 64 * 1024 * 1024
 """Bytes of partial frames all connections of the process may hold together."""
 FRAME_STALL_TIMEOUT = 10.0
@@ -142,9 +147,12 @@ class _StreamScheduler:
     def run(self) -> None:
         ready = self.ready
         budget = STREAM_FRAMES_PER_ITERATION
+        until = perf_counter() + STREAM_SECONDS_PER_ITERATION
         while ready and budget > 0:
             conn = ready.popleft()
             budget -= conn._stream_slice(min(STREAM_SLICE_FRAMES, budget))
+            if perf_counter() >= until:
+                break
         if ready and self.loop is not None:
             self.loop.call_soon(self.run)  # the next iteration: I/O is polled in between
         else:
