@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from optivex.app.config import Address, ComponentConfig
-from optivex.app.dependents import Busy, Link, NoAnswer, Unavailable
+from optivex.app.component import Component
+from optivex.app.config import Address, ComponentConfig, ConfigError
+from optivex.app.dependents import Busy, Link, NoAnswer, Requests, Unavailable, create_links
 from optivex.client import AsyncClient
 from optivex.engine import BUY, SELL
-from optivex.feed.follower import Feed
+from optivex.feed.follower import Feed, Follows
 from optivex.feed.mirror import BookMirror, Change, OrderInserted, TradeApplied
 from optivex.orderbook.component import OrderBookComponent
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
+from optivex.wire import FrameDecoder, encode_frame
 
 LOG = logging.getLogger("test_feed")
 CREATE = pb.CreateOrderBookRequest(tick_size=0.01)
@@ -235,5 +238,99 @@ def test_link_lost_with_a_request_in_flight(tmp_path: Path) -> None:
             await pending
         await link.stop()
         server.close()
+
+    run(scenario)
+
+
+class FakeOrderBook:
+    """Answers login and barrier; on its first connection the replay names an unknown book."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        bad = self.connections == 1
+        decoder = FrameDecoder()
+        while data := await reader.read(65536):
+            for msg_type, payload in decoder.feed(data):
+                if msg_type == pb.LOGIN_REQUEST:
+                    request_id = common_pb2.LoginRequest.FromString(payload).request_id
+                    out = encode_frame(
+                        pb.LOGIN_RESPONSE, common_pb2.LoginResponse(request_id=request_id).SerializeToString()
+                    )
+                    book = pb.OnOrderBookCreated(order_book_id=1, tick_size=0.01, timestamp=1)
+                    out += encode_frame(pb.ON_ORDER_BOOK_CREATED, book.SerializeToString())
+                    order = pb.OnOrderInserted(
+                        order_id=1, order_book_id=2 if bad else 1, side=common_pb2.BUY, price=1.0, quantity=3
+                    )
+                    out += encode_frame(pb.ON_ORDER_INSERTED, order.SerializeToString())
+                    writer.write(out)
+                elif msg_type == pb.BARRIER_REQUEST:
+                    request_id = pb.BarrierRequest.FromString(payload).request_id
+                    writer.write(
+                        encode_frame(
+                            pb.BARRIER_RESPONSE, pb.BarrierResponse(request_id=request_id).SerializeToString()
+                        )
+                    )
+        writer.close()
+
+
+def test_an_impossible_event_rebuilds_the_mirror_from_a_fresh_replay() -> None:
+    async def scenario() -> None:
+        fake = FakeOrderBook()
+        server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
+        owner = Owner()
+        feed = feed_for(int(server.sockets[0].getsockname()[1]), owner)
+        feed.start()
+        await owner.reset_event.wait()
+        assert fake.connections == 2 and feed.connections == 1 and owner.lost == 0
+        book = feed.mirror.book(1)
+        assert book is not None and book.levels(BUY) == [(10_000, 3)]
+        await feed.stop()
+        server.close()
+
+    run(scenario)
+
+
+class Follower(Component):
+    """A component that follows the order book and hears about it (FeedListener)."""
+
+    name = "follower"
+    protocols = ("order_book",)
+    dependencies = (Follows("order_book"),)
+
+    def feed_reset(self, mirror: BookMirror) -> None: ...
+
+    def feed_changed(self, change: Change) -> None: ...
+
+    def feed_lost(self) -> None: ...
+
+
+def test_declared_dependencies_become_links(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        config = ComponentConfig(
+            log_level=logging.INFO,
+            log_directory=tmp_path,
+            listen_on=Address("127.0.0.1", 0),
+            data_file_path=tmp_path / "users.json",
+            auth_required=False,
+            connect_to={"order_book": Address("127.0.0.1", 9)},
+        )
+        component = Follower(config, {}, LOG)
+        feed = component.links["order_book"]
+        assert isinstance(feed, Feed) and not feed.up  # not started: the framework starts it once listening
+        assert (feed.on_reset, feed.on_change, feed.on_lost) == (
+            component.feed_reset,
+            component.feed_changed,
+            component.feed_lost,
+        )
+        assert feed.username == "follower"
+        links = create_links(component, (Requests("order_book"),), config, LOG)
+        assert type(links["order_book"]) is Link
+        with pytest.raises(ValueError, match="order_book"):
+            create_links(component, (Requests("order_book"), Follows("order_book")), config, LOG)
+        with pytest.raises(ConfigError):
+            Follower(replace(config, connect_to={}), {}, LOG)
 
     run(scenario)

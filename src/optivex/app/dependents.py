@@ -282,5 +282,13 @@ class Requests:
 def create_links(
     owner: Any, dependencies: tuple[Dependency, ...], config: ComponentConfig, log: logging.Logger
 ) -> dict[str, Link]:
-    """The links of a component's declared dependencies, by target (built, not started)."""
-    return {d.target: d.create(owner, config, log) for d in dependencies}
+    """The links of a component's declared dependencies, by target (built, not started).
+
+    One link per target (a feed serves requests too): a target declared twice is a ValueError.
+    """
+    links: dict[str, Link] = {}
+    for dependency in dependencies:
+        if dependency.target in links:
+            raise ValueError(f"dependency on {dependency.target!r} declared twice")
+        links[dependency.target] = dependency.create(owner, config, log)
+    return links
