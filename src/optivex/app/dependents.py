@@ -196,7 +196,9 @@ class Link:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            if client.closed.done():
+            if client.closed.done():  # lost right after its set-up: as a failed set-up
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
                 continue
             delay, complained = RETRY_MIN, False
             self.client = client
