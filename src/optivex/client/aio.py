@@ -36,7 +36,6 @@ from google.protobuf.message import Message
 from optivex.client.session import (
     ClientSession,
     ConnectionClosed,
-    Event,
     ProtocolViolation,
     RequestFailed,
     RequestTimeout,
@@ -45,6 +44,7 @@ from optivex.client.session import (
 from optivex.net.connection import Connection, FrameHandler
 from optivex.proto import common_pb2
 from optivex.protocols import Protocol
+from optivex.wire import FrameError
 
 M = TypeVar("M", bound=Message)
 MessageCallback = Callable[[Message], None]
@@ -82,6 +82,11 @@ class _ClientConnection(Connection):
     def resume_reading(self) -> None:
         self._consumer_full = False
         self._set_paused()
+
+    @property
+    def violation(self) -> FrameError | None:
+        """The bad frame length that made the Connection close, if that is why it closed."""
+        return self._decoder.error
 
 
 class _EventQueue(asyncio.Queue[Message]):
@@ -160,21 +165,22 @@ class AsyncClient:
 
     def frame_received(self, conn: Connection, msg_type: int, payload: bytes) -> None:
         session = self.session
-        item = session.receive_frame(msg_type, payload)
-        if item is None:
-            if session.error is not None:
-                self._fail(ProtocolViolation(f"protocol violation by the server: {session.error}"))
-            return
-        if isinstance(item, Event):
-            self._deliver(item.message)
-            return
-        future = self._waiting.pop(item.request_id, None)
+        session.feed_frame(msg_type, payload, self._deliver, self._answered)
+        if session.error is not None:
+            self._fail(ProtocolViolation(f"protocol violation by the server: {session.error}"))
+
+    def _answered(self, request_id: int, response: Message) -> None:
+        future = self._waiting.pop(request_id, None)
         if future is not None and not future.done():
-            future.set_result(item.message)
+            future.set_result(response)
 
     def connection_closed(self, conn: Connection, exc: Exception | None) -> None:
         if self._failure is None:
-            self._failure = ConnectionClosed(str(exc) if exc else "closed by the server")
+            violation = self._conn.violation if self._conn is not None else None
+            if violation is not None:
+                self._failure = ProtocolViolation(f"protocol violation by the server: {violation}")
+            else:
+                self._failure = ConnectionClosed(str(exc) if exc else "closed by the server")
         waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():

@@ -28,6 +28,7 @@ then close the connection and raise `ProtocolViolation`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -95,6 +96,10 @@ class Event:
 
 Received = Response[Message] | Event
 """What the session makes of one received message."""
+EventSink = Callable[[Message], object]
+"""Takes each message that is an event (see `ClientSession.feed_data`)."""
+ResponseSink = Callable[[int, Message], object]
+"""Takes each response matched to an awaited request: (request_id, response)."""
 
 
 class ClientSession:
@@ -143,13 +148,23 @@ class ClientSession:
         A request_id of 0 is replaced by a fresh one; a request_id already
         awaited is a ValueError (its responses could not be told apart).
         """
-        expected = self.response_class(request)
-        request_id = self.prepare(request)
-        if request_id in self._waiting:
+        # prepare, response_class and encode inlined: this is every SyncClient.request's path
+        protocol = self.protocol
+        msg_type = protocol.types.get(type(request), -1)
+        expected = protocol.responses.get(msg_type)
+        if expected is None:
+            raise ValueError(f"{type(request).__name__} is not a request of protocol {protocol.name}")
+        request_id: int = request.request_id  # type: ignore[attr-defined]
+        if not request_id:
+            request_id = next(self._request_ids)
+            request.request_id = request_id  # type: ignore[attr-defined]
+        waiting = self._waiting
+        if request_id in waiting:
             raise ValueError(f"request_id {request_id} is already awaited")
-        frame = self.encode(request)
-        self._abandoned.pop(request_id, None)
-        self._waiting[request_id] = expected
+        frame = encode_frame(msg_type, request.SerializeToString())
+        if self._abandoned:
+            self._abandoned.pop(request_id, None)
+        waiting[request_id] = expected
         return request_id, frame
 
     def forget(self, request_id: int) -> None:
@@ -179,16 +194,17 @@ class ClientSession:
 
     def receive_data(self, data: bytes) -> list[Received]:
         """What the messages completed by `data` are, in arrival order (see the module docstring)."""
-        if self._violation is not None:
-            return []
-        return self._classify(self._decoder.feed(data))
+        out: list[Received] = []
+        self.feed_data(data, lambda m: out.append(Event(m)), lambda i, m: out.append(Response(i, m)))
+        return out
 
     def receive_frame(self, msg_type: int, payload: bytes) -> Received | None:
         """One frame already split from the stream (by a Connection); None when skipped or undecodable."""
-        if self._violation is not None:
-            return None
-        results = self._classify([(msg_type, payload)])
-        return results[0] if results else None
+        out: list[Received] = []
+        self.feed_frame(
+            msg_type, payload, lambda m: out.append(Event(m)), lambda i, m: out.append(Response(i, m))
+        )
+        return out[0] if out else None
 
     def receive(self, data: bytes) -> list[Message]:
         """Messages completed by `data`, responses and events alike (late responses dropped).
@@ -196,16 +212,32 @@ class ClientSession:
         Types this protocol does not know are skipped; a protocol violation
         ends the stream (see `error`).
         """
-        return [item.message for item in self.receive_data(data)]
+        out: list[Message] = []
+        self.feed_data(data, out.append, lambda _, m: out.append(m))
+        return out
 
-    def _classify(self, frames: list[Frame]) -> list[Received]:
+    def feed_data(self, data: bytes, on_event: EventSink, on_response: ResponseSink) -> None:
+        """`receive_data` without the wrapping: each message, in arrival order, to one of the two sinks.
+
+        What the layers use: an event costs one call of `on_event` (a
+        ``deque.append`` in SyncClient) and no allocation of its own.
+        """
+        if self._violation is None:
+            self._classify(self._decoder.feed(data), on_event, on_response)
+
+    def feed_frame(
+        self, msg_type: int, payload: bytes, on_event: EventSink, on_response: ResponseSink
+    ) -> None:
+        """`receive_frame` without the wrapping (see `feed_data`)."""
+        if self._violation is None:
+            self._classify(((msg_type, payload),), on_event, on_response)
+
+    def _classify(self, frames: Iterable[Frame], on_event: EventSink, on_response: ResponseSink) -> None:
         """Decode frames and match responses to awaited requests: the one place where that happens."""
         classes = self.protocol.classes
         response_classes = self.response_classes
         waiting = self._waiting
         abandoned = self._abandoned
-        out: list[Received] = []
-        append = out.append
         for msg_type, payload in frames:
             cls = classes.get(msg_type)
             if cls is None:
@@ -215,18 +247,17 @@ class ClientSession:
                 message = cls.FromString(payload)
             except DecodeError as exc:
                 self._violation = FrameError(f"undecodable {cls.__name__} (type {msg_type}): {exc}")
-                break
+                return
             if (waiting or abandoned) and cls in response_classes:
                 request_id: int = message.request_id  # type: ignore[attr-defined]
                 if waiting.get(request_id) is cls:
                     del waiting[request_id]
-                    append(Response(request_id, message))
+                    on_response(request_id, message)
                     continue
                 if abandoned.get(request_id) is cls:
                     del abandoned[request_id]
                     continue
-            append(Event(message))
-        return out
+            on_event(message)
 
     @property
     def error(self) -> FrameError | None:

@@ -19,7 +19,6 @@ from google.protobuf.message import Message
 from optivex.client.session import (
     ClientSession,
     ConnectionClosed,
-    Event,
     ProtocolViolation,
     RequestFailed,
     RequestTimeout,
@@ -112,12 +111,7 @@ class SyncClient:
         if not data:
             self.closed = True
             raise ConnectionClosed("closed by the server")
-        pending = self.pending
-        for item in session.receive_data(data):
-            if isinstance(item, Event):
-                pending.append(item.message)
-            else:
-                self._answered[item.request_id] = item.message
+        session.feed_data(data, self.pending.append, self._answered.__setitem__)
 
     def _poll(self, deadline: float) -> bytes | None:
         """Read without sleeping, for up to `busy_poll` seconds; None when nothing came."""
