@@ -475,3 +475,19 @@ def test_engine_keeps_nothing_of_orders_that_left() -> None:
         tracemalloc.stop()
     assert ex.resting_count() == 0
     assert held < TABLE_BOUND, held
+
+
+def test_order_table_is_freed_after_a_crowd_left() -> None:
+    """100,000 resting orders cancelled: the next insert off the hot path rebuilds the table small."""
+    ex = _two_books()
+    ids = [ex.insert(1, BUY, 100, 1, "a", 0)[0].order_id for _ in range(100_000)]
+    crowded = sys.getsizeof(ex._index)
+    for order_id in ids:
+        ex.cancel(1, order_id)
+    assert (
+        crowded > 2 * 1024 * 1024 and sys.getsizeof(ex._index) == crowded
+    )  # dicts do not shrink by themselves
+    kept, _ = ex.insert(2, SELL, 105, 1, "a", 0)  # opens a level: off the hot path
+    assert sys.getsizeof(ex._index) < TABLE_BOUND
+    assert ex.get_order(kept.order_id) is kept and ex.resting_count() == 1
+    ex.check_integrity()

@@ -3,9 +3,12 @@
 ``OrderBook`` is one instrument's book: price-time priority, integer prices.
 ``Books`` holds every book of an exchange and what they share: the id
 counters and the table of resting orders. Its ``insert`` and ``cancel`` are
-the engine's only code that places and removes orders (``Exchange`` inherits
-them: no copy, and not one Python call more than the work itself, which on
-this path would cost about 7% per call, measured with benchmarks/engine_mix.py).
+the engine's only code that places and removes orders. ``Exchange`` inherits
+them as they are, so the component's call lands on the hot path itself: a
+delegating ``Exchange.cancel`` alone (one Python call more per cancel) cost
+about 7% of the ``Exchange`` figure of benchmarks/engine_mix.py, the same for
+insert would have cost about as much again. ``OrderBook.insert``/``cancel``
+are the same path for a book used on its own.
 
 Layout (chosen by profiling the exchange-core mix, see benchmarks/engine_mix.py):
 
@@ -38,8 +41,14 @@ Layout (chosen by profiling the exchange-core mix, see benchmarks/engine_mix.py)
 - Resting orders of all the books of a ``Books`` are in one dict
   order_id -> Order (``Order.book_id`` names the book): O(1) cancel, and the
   order -> book table of the cancel errors. It holds resting orders only, so
-  its memory follows what rests (CPython sizes a dict to about 3 times its
-  live entries whenever it grows), not the orders of the day.
+  its memory follows what rests, not the orders of the day: CPython sizes a
+  dict to about 3 times its live entries whenever it grows, and an insert
+  off the hot path (one that opens a level or crosses) rebuilds the table
+  once it is more than ``_TABLE_SLACK`` times the size that what rests needs
+  (plus ``_TABLE_FLOOR`` entries, 64 KiB), so memory is freed soon after a
+  crowd of orders left, not only when the table next grows. A cancel does no
+  such test (it would cost every cancel). Of an order that left, nothing is
+  kept: see ``Books._cancel_error`` for what a cancel of it answers.
 
 The hot path. ``Books.insert`` handles the common case with no call at all: a
 valid order that crosses nothing and joins an existing level of its book
@@ -60,6 +69,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush
+from sys import getsizeof
 from typing import Final
 
 from optivex.engine.types import (
@@ -84,6 +94,12 @@ _SENTINEL: Final = 1 << 62
 """A key above every valid key (prices are < 2**53 units)."""
 _MIN_COMPACT: Final = 64
 """Levels a side may hold before its first compaction (see the module docstring)."""
+_ENTRY_BYTES: Final = 100
+"""Bytes a resting order costs the order table at most, in a table built for what rests (about 40-90)."""
+_TABLE_FLOOR: Final = 640
+"""Entries the order table may be sized for whatever rests (64 KiB at ``_ENTRY_BYTES``)."""
+_TABLE_SLACK: Final = 8
+"""The order table is rebuilt once it is this many times larger than what rests needs (plus the floor)."""
 
 
 def _total(level: Level) -> Quantity:
@@ -438,6 +454,8 @@ class Books:
             trade_id = self._next_trade_id
             fills = book._place(order, trade_id)
             self._next_trade_id = trade_id + len(fills)
+            if getsizeof(self._index) > _TABLE_SLACK * (_TABLE_FLOOR + len(self._index) * _ENTRY_BYTES):
+                self._shrink_table()
             return order, fills
         order._level = level
         tail = level.tail
@@ -449,6 +467,12 @@ class Books:
         level.tail = order
         self._index[order_id] = order
         return order, ()
+
+    def _shrink_table(self) -> None:
+        """Rebuild the resting-order table at the size of what rests (in place: the books share it)."""
+        entries = list(self._index.items())
+        self._index.clear()  # frees the table
+        self._index.update(entries)
 
     def _valid_book(self, book_id: int, side: int, price: int | None, quantity: int) -> OrderBook:
         """The book of a valid insert; Rejected with the reason otherwise (off the hot path)."""
