@@ -61,6 +61,10 @@ class _ClientConnection(Connection):
     Connection pauses reading for reasons of its own (its output does not
     drain, an earlier read is still being handled); the consumer's reason is
     added here, on top of those, so that neither undoes the other's pause.
+    It goes through Connection's own pause bookkeeping (`_set_paused`,
+    `_reading_paused`, which its half-frame deadline also reads: a frame cut
+    off by our pause is not the peer stalling); the queue-bound unit test
+    fails if that stops working.
     """
 
     def __init__(self, handler: FrameHandler, log: logging.Logger) -> None:
