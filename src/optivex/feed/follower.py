@@ -85,7 +85,10 @@ class _FeedClient(AsyncClient):
         except DecodeError:
             conn.close(f"undecodable {cls.__name__} from the order book")
             return
-        callback(message)
+        try:
+            callback(message)
+        except Exception:  # the owner's bug: logged, and the next events still applied (as AsyncClient)
+            self.log.exception("handling a %s from the order book failed", cls.__name__)
 
 
 class Feed(Link):
