@@ -483,7 +483,9 @@ class Fuzzer:
                 conn.eof = True
             if conn.eof:
                 if conn is self.observer:
-                    self.report.fail("the observer (logged in, reading everything) was disconnected")
+                    dead = [f"{c.name} ({c.poll()})" for c in self.deployment.poll_dead()]
+                    why = f": died: {', '.join(dead)}" if dead else ""
+                    self.report.fail(f"the observer (logged in, reading everything) was disconnected{why}")
                     raise AssertionError("; ".join(self.report.failures))
                 self.report.closed_by_server += 1
                 conn.cut(reset=False)

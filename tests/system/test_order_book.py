@@ -238,8 +238,10 @@ def test_barrier_answers_after_every_event_queued_before_it(exchange: Exchange) 
     watcher = exchange.order_book(login="watcher")
     for i in range(50):
         insert(trader, book, BUY, 1.0 + i * 0.01, 1)
-    response = watcher.request(ob.BarrierRequest(), check=True)
-    assert isinstance(response, ob.BarrierResponse)
-    events = list(watcher.pending)
+    response = watcher.request(ob.BarrierRequest(request_id=77), check=True)
+    assert isinstance(response, ob.BarrierResponse) and response.request_id == 77
+    events = list(watcher.pending)  # what arrived before the response (request() keeps it for receive())
     watcher.pending.clear()
+    assert [type(e) for e in events] == [ob.OnOrderBookCreated] + [ob.OnOrderInserted] * 50
     assert [e.order_id for e in events if isinstance(e, ob.OnOrderInserted)] == list(range(1, 51))
+    assert until_barrier(watcher) == []
