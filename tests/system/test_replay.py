@@ -40,7 +40,7 @@ def _frames(sock: socket.socket, decoder: FrameDecoder) -> Iterator[tuple[int, b
 def _build_day(exchange: Exchange, book: int) -> list[tuple[int, int, int, int]]:
     """RESTING non-crossing orders (pipelined raw frames); their (order_id, side, price ticks, quantity)."""
     rng = random.Random(5)
-    orders = []
+    orders: list[tuple[int, int, int, int]] = []
     sock = exchange.raw_socket("order_book")
     sock.settimeout(RECV_TIMEOUT)
     decoder = FrameDecoder()
@@ -67,7 +67,7 @@ def _build_day(exchange: Exchange, book: int) -> list[tuple[int, int, int, int]]
             assert msg_type == ob.INSERT_ORDER_RESPONSE
             response = ob.InsertOrderResponse.FromString(payload)
             assert not response.error_message and response.traded_quantity == 0
-            orders.append((response.order_id, side, ticks, quantity))
+            orders.append((response.order_id, int(side), ticks, quantity))
     assert len(orders) == RESTING and orders[-1][0] - orders[0][0] == RESTING - 1
     sock.close()
     return orders
