@@ -123,8 +123,10 @@ class Producer:
         self.calls = 0
         self.released = 0
 
-    def produce(self, max_frames: int) -> list[bytes]:
+    def produce(self, max_frames: int) -> list[bytes] | None:
         self.calls += 1
+        if self.next == self.count:
+            return None
         end = min(self.count, self.next + max_frames)
         frames = [encode_frame(7, i.to_bytes(4, "big") * (self.size // 4)) for i in range(self.next, end)]
         self.next = end
@@ -486,7 +488,7 @@ def test_a_failing_producer_drops_its_connection_and_other_streams_go_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Failing(Producer):
-        def produce(self, max_frames: int) -> list[bytes]:
+        def produce(self, max_frames: int) -> list[bytes] | None:
             raise RuntimeError("producer bug")
 
     async def test() -> None:

@@ -24,6 +24,7 @@ def _read(replay: Replay, step: int) -> tuple[list[int], list[Row]]:
     books: list[int] = []
     orders: list[Row] = []
     while not replay.done:
+        replay.prepare(step)
         books += [b.book_id for b in replay.next_books(step)]
         orders += [_row(o, r) for o, r in replay.next_orders(step)]
     return books, orders
@@ -82,7 +83,8 @@ def test_logins_at_one_state_share_a_snapshot_and_a_change_makes_a_new_one() -> 
     third = day.snapshots.take()
     assert third is not None and third.snapshot is not first.snapshot
     assert not third.done and third.next_orders(5) == []  # nothing rests: only the book
-    assert [b.book_id for b in third.next_books(5)] == [1] and third.done
+    assert [b.book_id for b in third.next_books(5)] == [1] and not third.done
+    assert third.prepare() and third.done
     first.close()
     first.close()  # closing twice counts once
     assert day.snapshots.held_orders == 1
@@ -113,6 +115,7 @@ def test_books_come_before_orders_and_slices_respect_their_limit() -> None:
             day.insert(book, SELL, 100 + price, 1)
     replay = day.snapshots.take()
     assert replay is not None
+    assert not replay.prepare(10) and replay.prepare(5)  # 15 orders, grouped 10 at a time
     assert replay.next_orders(10) == []  # books first
     assert [b.book_id for b in replay.next_books(2)] == [1, 2]
     assert replay.next_orders(10) == []
@@ -157,6 +160,7 @@ def test_streamed_replays_equal_the_state_at_their_login(ops: list[tuple[object,
         elif readers:
             _, index, step = op
             replay, _, books, orders = readers[int(index) % len(readers)]  # type: ignore[call-overload]
+            replay.prepare(int(step))  # type: ignore[call-overload]
             books += [b.book_id for b in replay.next_books(int(step))]  # type: ignore[call-overload]
             orders += [_row(o, r) for o, r in replay.next_orders(int(step))]  # type: ignore[call-overload]
     day.exchange.check_integrity()
@@ -165,3 +169,15 @@ def test_streamed_replays_equal_the_state_at_their_login(ops: list[tuple[object,
         assert (books + rest_books, orders + rest_orders) == expected
         replay.close()
     assert not day.snapshots.in_progress and day.snapshots.held_orders == 0
+
+
+def test_levels_are_in_time_priority_even_when_the_engine_table_is_not() -> None:
+    day = _Day(books=2)
+    for _ in range(3):
+        day.insert(1, SELL, 10, 1)  # orders 1, 2, 3 at one level
+    day.cancel(2, 1)  # refused (order of another book): the engine's table moves order 1 to its end
+    expected = _state(day.exchange)
+    replay = day.snapshots.take()
+    assert replay is not None
+    assert _read(replay, 2) == expected
+    assert [row[0] for row in expected[1]] == [1, 2, 3]

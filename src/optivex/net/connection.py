@@ -90,8 +90,12 @@ FRAME_STALL_TIMEOUT = 10.0
 class StreamProducer(TypingProtocol):
     """Output produced on demand (see ``Connection.stream``)."""
 
-    def produce(self, max_frames: int) -> list[bytes]:
-        """Up to ``max_frames`` encoded frames (at least one), or an empty list once finished."""
+    def produce(self, max_frames: int) -> list[bytes] | None:
+        """Up to ``max_frames`` encoded frames, None once finished.
+
+        An empty list means "nothing to send yet": the producer used its turn
+        for work of its own of about one slice (preparing what it will send).
+        """
 
     def release(self) -> None:
         """The stream finished or its connection went away: drop what it holds (called once)."""
@@ -446,15 +450,15 @@ class Connection(asyncio.Protocol):
             self._log.exception("stream to %s (user %s) failed; dropping it", self.peer, self.user)
             self.abort()
             return 1
-        if frames:
-            self._out.extend(frames)
-        else:
+        if frames is None:
             self._finish_stream()
+        elif frames:
+            self._out.extend(frames)
         self.flush()
         if self._stream is not None and not self._write_paused and not self.closed:
             self._stream_ready = True
             _streams.ready.append(self)
-        return max(len(frames), 1)
+        return len(frames) if frames else max_frames
 
     def _finish_stream(self) -> None:
         """The active stream is done: release it, then move deferred output out up to the next stream."""

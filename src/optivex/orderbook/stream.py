@@ -24,11 +24,13 @@ class ReplayStream:
         self.replay = replay
         self._encode_book = encode_book
 
-    def produce(self, max_frames: int) -> list[bytes]:
+    def produce(self, max_frames: int) -> list[bytes] | None:
         replay = self.replay
+        if replay.done:
+            return None
         encode_book = self._encode_book
         frames = [encode_book(book) for book in replay.next_books(max_frames)]
-        if len(frames) < max_frames:
+        if len(frames) < max_frames and replay.prepare():  # else it grouped a slice of the snapshot
             inserted = pb.OnOrderInserted
             frame_type = pb.ON_ORDER_INSERTED
             frames.extend(
