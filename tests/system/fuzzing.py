@@ -53,6 +53,8 @@ from .helpers import TIMEOUT, until_barrier
 LOCALHOST = "127.0.0.1"
 RECENT_ACTIONS = 40
 """Actions kept in a report for context when something fails."""
+CONN_ACTIONS = 4
+"""Actions kept per connection, for context."""
 FINISH_TIMEOUT = 3 * TIMEOUT
 """Seconds the component has, after the run, to close the connections the fuzzer closed (FIN)."""
 
@@ -311,6 +313,10 @@ class _Conn:
         self.eof = False
         """The server closed it (or reset it)."""
         self.logged_in = False
+        self.received = 0
+        """Bytes received."""
+        self.actions: collections.deque[str] = collections.deque(maxlen=CONN_ACTIONS)
+        """Its last actions, for context."""
 
     def flush(self) -> None:
         while self.out and not self.eof and not self.closed:
@@ -336,6 +342,7 @@ class _Conn:
             if not data:
                 self.eof = True
                 break
+            self.received += len(data)
             frames += self.decoder.feed(data)
         return frames
 
@@ -435,7 +442,11 @@ class Fuzzer:
                 conn.out.clear()  # nothing more goes out after the FIN
             self._pump(wait=0.05)
         for conn in self.conns:
-            self.report.fail(f"{conn.label}: still open {FINISH_TIMEOUT:g} s after its FIN")
+            self.report.fail(
+                f"{conn.label}: still open {FINISH_TIMEOUT:g} s after its FIN ({conn.received} bytes "
+                f"received, {conn.decoder.buffered} "
+                f"buffered; last actions: {'; '.join(conn.actions)})"
+            )
             conn.cut(reset=True)
         self.conns.clear()
 
@@ -520,6 +531,7 @@ class Fuzzer:
         self.report.sent[kind] += 1
         text = f"{self.report.steps}: {conn.label} {kind}{' ' + detail if detail else ''}"
         self.report.recent.append(text)
+        conn.actions.append(f"{kind}{' ' + detail if detail else ''}")
         if self.verbose is not None:
             self.verbose(text)
 
