@@ -46,8 +46,8 @@ from optivex.engine import BookInfo, Exchange, Fill, Order
 
 SNAPSHOT_ORDER_BUDGET = 32_000_000
 """Resting orders all distinct snapshots in progress may hold together (8-16 bytes each: 256-512 MB)."""
-GROUP_SLICE = 4096
-"""Orders grouped into levels per ``Replay.prepare`` call (about 1-2 ms)."""
+GROUP_SLICE = 2048
+"""Orders grouped into levels per ``Replay.prepare`` call (about 1 ms)."""
 
 _Key = tuple[int, int, int, int]
 _Level = tuple[int, int, int]
