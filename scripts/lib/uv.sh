@@ -44,7 +44,7 @@ _optivex_bootstrap_uv() {
     fi
     venv_package=$("$python" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')
     echo "uv not found on PATH: installing it into $venv (a private venv; $python is left untouched)" >&2
-    rm -rf "$dir" # what an interrupted bootstrap left
+    rm -rf "$venv" "$dir/bin" "$dir/requirement" # what an interrupted bootstrap left
     if ! "$python" -m venv --without-pip "$venv"; then
         _optivex_uv_error "'$python -m venv --without-pip $venv' failed (its output is above)" \
             "$python lacks a working venv module: $(_optivex_apt_hint "python3-venv (or $venv_package)")"
@@ -79,6 +79,31 @@ _optivex_bootstrap_uv() {
     echo "uv installed: $("$dir/bin/uv" --version) in $dir/bin (scripts/uv runs it)" >&2
 }
 
+_optivex_uv_ready() {
+    # The bootstrapped uv is there, runs, and was installed for the current requirement.
+    [ "$(cat "$_optivex_uv_dir/requirement" 2>/dev/null)" = "$OPTIVEX_UV_REQUIREMENT" ] \
+        && "$_optivex_uv_dir/bin/uv" --version >/dev/null 2>&1
+}
+
+_optivex_bootstrap_uv_once() {
+    # One bootstrap at a time per checkout (flock, where util-linux has it): a second script started
+    # meanwhile waits, then finds uv ready.
+    local lock status=0
+    if ! mkdir -p "$_optivex_uv_dir"; then
+        _optivex_uv_error "cannot create $_optivex_uv_dir"
+        return 1
+    fi
+    if ! command -v flock >/dev/null 2>&1; then
+        _optivex_bootstrap_uv
+        return
+    fi
+    exec {lock}>"$_optivex_uv_dir/lock"
+    flock "$lock"
+    _optivex_uv_ready || _optivex_bootstrap_uv || status=$?
+    exec {lock}>&-
+    return "$status"
+}
+
 _optivex_ensure_uv() {
     local found
     if found=$(command -v uv); then
@@ -88,10 +113,7 @@ _optivex_ensure_uv() {
         echo "warning: $found does not run (uv --version failed): using the project's own uv" >&2
     fi
     # Bootstrapped again when the requirement changed since, or what is there does not run.
-    if [ "$(cat "$_optivex_uv_dir/requirement" 2>/dev/null)" != "$OPTIVEX_UV_REQUIREMENT" ] \
-        || ! "$_optivex_uv_dir/bin/uv" --version >/dev/null 2>&1; then
-        _optivex_bootstrap_uv || return 1
-    fi
+    _optivex_uv_ready || _optivex_bootstrap_uv_once || return 1
     PATH="$_optivex_uv_dir/bin:$PATH"
     export PATH
     # The bootstrapped uv trusts the system's certificates, as Debian's pip that installed it does
