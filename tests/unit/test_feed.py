@@ -196,6 +196,13 @@ def test_unavailable_when_nobody_listens(tmp_path: Path) -> None:
         with pytest.raises(Unavailable, match=r"^order book unavailable; the request was not carried out$"):
             await link.request(CREATE, pb.CreateOrderBookResponse)
         await link.stop()
+        feed = feed_for(port, Owner(), link_wait=0.05)
+        feed.start()
+        with pytest.raises(Unavailable):
+            await feed.barrier()
+        await feed.stop()
+        with pytest.raises(Unavailable):  # stopped: at once
+            await feed.barrier()
 
     run(scenario)
 
