@@ -341,3 +341,26 @@ def test_declared_dependencies_become_links(tmp_path: Path) -> None:
             Follower(replace(config, connect_to={}), {}, LOG)
 
     run(scenario)
+
+
+def test_stop_during_a_set_up_closes_its_connection() -> None:
+    async def scenario() -> None:
+        accepted, ended = asyncio.Event(), asyncio.Event()
+
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.set()
+            while await reader.read(65536):  # login and barrier come, never answered
+                pass
+            ended.set()
+            writer.close()
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        feed = feed_for(int(server.sockets[0].getsockname()[1]), Owner())
+        feed.start()
+        await accepted.wait()
+        await feed.stop()
+        await ended.wait()  # the feed closed the connection it was setting up
+        assert not feed.up and feed.connections == 0
+        server.close()
+
+    run(scenario)

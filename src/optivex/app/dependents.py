@@ -169,34 +169,31 @@ class Link:
         delay = RETRY_MIN
         complained = False
         while True:
+            client = None
+            ready = False
             try:
                 client = await self.client_class.connect(
                     host, port, self.protocol, self._message, self.log, request_timeout=None
                 )
+                await self._set_up(client)
+                ready = not client.closed.done()  # not lost right after its set-up
             except OSError as exc:
                 if not complained:  # once per outage, not once per attempt
                     self.log.warning(
                         "cannot reach the %s at %s:%d (%s); retrying", self.target, host, port, exc
                     )
                     complained = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            try:
-                await self._set_up(client)
             except (ConnectionClosed, LinkError) as exc:
                 self.log.warning("connection to the %s failed while setting up: %s", self.target, exc)
-                client.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
             except Exception:  # a bug in a set-up must not end the link for the rest of the day
                 self.log.exception("setting up the connection to the %s failed", self.target)
-                client.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            if client.closed.done():  # lost right after its set-up: as a failed set-up
+            except asyncio.CancelledError:  # stop() during a set-up: close what it opened
+                if client is not None:
+                    client.close()
+                raise
+            if client is None or not ready:
+                if client is not None:
+                    client.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
