@@ -3,6 +3,11 @@
 It speaks the `sample` protocol (proto/sample.proto): after a login,
 EchoRequest(text) is answered with EchoResponse(text). Run it with
 `optivex-sample-app -c configs/sample-app.json`.
+
+A handler (sync, or ``async def``) gets the request's Reply and answers
+through it once: ``reply.send(response)`` or ``reply.error(text)``; see
+optivex.app.component. Client strings it logs go through
+optivex.app.logsafe.loggable.
 """
 
 from __future__ import annotations
