@@ -259,9 +259,8 @@ class Connection(asyncio.Protocol):
             return
         decoder = self._decoder
         frames = decoder.feed(data)
-        buffered = decoder.buffered
-        if buffered or self._buffered:
-            self._count_input(buffered)
+        if decoder._pending or self._buffered:  # a partial frame (the property would cost a call a read)
+            self._count_input(decoder.buffered)
             if self._closing:
                 return
         if self._queue:  # still working through an earlier read
