@@ -297,6 +297,16 @@ def test_resting_orders_replay_order(ex: Exchange) -> None:
     assert ex.get_order(7) is placed[6]
 
 
+def test_resting_unordered_is_every_resting_order(ex: Exchange) -> None:
+    for book_id, side, price in [(1, SELL, 400), (2, BUY, 3), (1, BUY, 200), (1, SELL, 400), (2, SELL, 3)]:
+        ex.insert(book_id, side, price, 1, "u", TS)
+    resting = ex.resting_orders()
+    assert len(resting) == 3 and ex.resting_count() == 3
+    assert sorted(ex.resting_unordered(), key=lambda o: o.order_id) == sorted(
+        resting, key=lambda o: o.order_id
+    )
+
+
 def test_remaining_quantities_in_replay(ex: Exchange) -> None:
     ex.insert(1, SELL, 100, 10, "a", TS)
     ex.insert(1, BUY, 100, 4, "b", TS)
