@@ -1,4 +1,4 @@
-"""What clients send reaches the log escaped, truncated and rate-limited (app.logsafe, Component.complain).
+"""What clients send reaches the log escaped, truncated and rate-limited (logsafe, Component.complain).
 
 Before: a newline in a username forged a log line, 1 MiB usernames wrote
 84 MB of log in 1.5 s, and every frame of an unknown type logged a line.

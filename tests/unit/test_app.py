@@ -10,8 +10,8 @@ import pytest
 
 from optivex.app.auth import ALREADY_LOGGED_IN, BAD_CREDENTIALS, Authenticator
 from optivex.app.config import ConfigError, load_config, parse_config
-from optivex.app.logsafe import MAX_LOGGED_CHARS, loggable
 from optivex.app.users import User, load_users, parse_users
+from optivex.logsafe import MAX_LOGGED_CHARS, loggable
 
 
 def _config(**overrides: Any) -> dict[str, Any]:

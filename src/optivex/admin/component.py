@@ -31,9 +31,9 @@ import sys
 from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
 from optivex.app.dependents import LinkError, Requests
-from optivex.app.logsafe import loggable
 from optivex.app.users import User
 from optivex.instruments import instrument_error, tick_size_error
+from optivex.logsafe import loggable
 from optivex.proto import admin_pb2 as pb
 from optivex.proto import order_book_pb2
 

@@ -16,7 +16,7 @@ more. Frames the handler sends the requester otherwise (events) are not
 answers.
 
 Logging what clients send: client strings go through
-`optivex.app.logsafe.loggable` (escaped, truncated), and complaints about a
+`optivex.logsafe.loggable` (escaped, truncated), and complaints about a
 connection's requests (unknown message types, requests before login,
 refused logins) through `complain`, which logs at most
 MAX_COMPLAINTS_PER_CONNECTION of them per connection.
@@ -43,8 +43,8 @@ from google.protobuf.message import DecodeError, Message
 from optivex.app.auth import NOT_LOGGED_IN, Authenticator
 from optivex.app.config import ComponentConfig, ConfigError, load_config
 from optivex.app.dependents import Dependency, Link, create_links
-from optivex.app.logsafe import loggable
 from optivex.app.users import User, load_users
+from optivex.logsafe import loggable
 from optivex.net import BusyPoll, Connection
 from optivex.proto import common_pb2
 from optivex.protocols import LOGIN_REQUEST, Protocol, protocol_for

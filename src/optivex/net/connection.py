@@ -61,6 +61,7 @@ from time import perf_counter
 from typing import Protocol as TypingProtocol
 from typing import cast
 
+from optivex.logsafe import loggable
 from optivex.net.busy_poll import BusyPoll
 from optivex.wire import Frame, FrameDecoder
 
@@ -408,7 +409,7 @@ class Connection(asyncio.Protocol):
                 self._log.warning(
                     "closing %s (user %s): slow consumer, %d bytes unsent (behind a stream)",
                     self.peer,
-                    self.user,
+                    loggable(self.user),
                     unsent,
                 )
                 self.abort()
@@ -446,7 +447,7 @@ class Connection(asyncio.Protocol):
         try:
             frames = producer.produce(max_frames)
         except Exception:
-            self._log.exception("stream to %s (user %s) failed; dropping it", self.peer, self.user)
+            self._log.exception("stream to %s (user %s) failed; dropping it", self.peer, loggable(self.user))
             self.abort()
             return 1
         if frames is None:
@@ -509,7 +510,7 @@ class Connection(asyncio.Protocol):
         unsent = transport.get_write_buffer_size() + self._deferred_bytes
         if unsent > self._max_unsent:
             self._log.warning(
-                "closing %s (user %s): slow consumer, %d bytes unsent", self.peer, self.user, unsent
+                "closing %s (user %s): slow consumer, %d bytes unsent", self.peer, loggable(self.user), unsent
             )
             self.abort()
 
@@ -523,7 +524,7 @@ class Connection(asyncio.Protocol):
         if self._transport is None or self.closed or self._closing:
             return
         if reason:
-            self._log.warning("closing %s (user %s): %s", self.peer, self.user, reason)
+            self._log.warning("closing %s (user %s): %s", self.peer, loggable(self.user), reason)
         self._closing = True
         self._queue = []
         self._release_input()

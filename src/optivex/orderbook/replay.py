@@ -271,11 +271,9 @@ class ReplaySnapshots:
 def _resting_orders(exchange: Exchange) -> list[Order]:
     """Every resting order of the exchange, in no useful order, copied at C speed.
 
-    Reads the engine's resting-order table (``Books._index``, private): the
-    engine has no public accessor for it yet, and walking the books
-    (``Exchange.resting_orders``) costs 15 times as much. The hypothesis test
+    ``Exchange.resting_unordered`` copies the engine's resting-order table;
+    walking the books (``Exchange.resting_orders``) costs 15 times as much. The hypothesis test
     of tests/unit/test_replay.py checks the replay against the engine's own
     ``resting_orders``.
     """
-    index: dict[int, Order] = exchange._index
-    return list(index.values())
+    return exchange.resting_unordered()

@@ -7,7 +7,7 @@ EchoRequest(text) is answered with EchoResponse(text). Run it with
 A handler (sync, or ``async def``) gets the request's Reply and answers
 through it once: ``reply.send(response)`` or ``reply.error(text)``; see
 optivex.app.component. Client strings it logs go through
-optivex.app.logsafe.loggable.
+optivex.logsafe.loggable.
 """
 
 from __future__ import annotations
