@@ -14,7 +14,6 @@ import pytest
 
 from optivex.app.dependents import LINK_WAIT, REQUEST_DEADLINE
 from optivex.deploy import default_deployment_path, start_suite
-from optivex.deploy.runner import STOP_TIMEOUT
 from optivex.instruments import MAX_DESCRIPTION
 from optivex.proto import admin_pb2, common_pb2
 from optivex.proto import order_book_pb2 as ob
@@ -146,19 +145,6 @@ def test_admins_list_restricts_who_creates(deploy: object, tmp_path: Path) -> No
 # The order book unreachable, silent, or flooded (app.dependents: the unavailable rule, deadlines, bounds).
 
 
-def stop_component(exchange: Exchange, name: str) -> None:
-    process = exchange.deployment.component(name).process
-    assert process is not None
-    process.terminate()
-    process.wait(STOP_TIMEOUT)
-
-
-def start_component(exchange: Exchange, name: str) -> None:
-    """Start a stopped component again on its port; DeploymentError unless it accepts within 2 s."""
-    deployment = exchange.deployment
-    deployment._start_one(deployment.component(name), may_move=False)
-
-
 def create_waiting(client: SyncClient, symbol: str) -> admin_pb2.CreateInstrumentResponse:
     """A create whose answer may take LINK_WAIT (the link is down or coming up)."""
     response = client.request(
@@ -175,16 +161,16 @@ UNAVAILABLE = "order book unavailable; the request was not carried out"
 def test_order_book_down_is_answered_unavailable_then_admin_works_again(exchange: Exchange) -> None:
     admin = exchange.admin()
     assert create(admin, "A").order_book_id == 1
-    stop_component(exchange, "order_book")
+    exchange.deployment.stop_component("order_book")
     # Reconnecting. A fresh login is a round trip through admin's loop: it has seen the link close by then.
     response = create_waiting(exchange.admin(), "B")
     assert (response.error_message, response.order_book_id, response.created_timestamp) == (UNAVAILABLE, 0, 0)
     # Not yet connected: admin started while the order book is down still accepts within 2 s.
-    stop_component(exchange, "admin")
-    start_component(exchange, "admin")
+    exchange.deployment.stop_component("admin")
+    exchange.deployment.start_component("admin")
     assert create_waiting(exchange.admin(), "B").error_message == UNAVAILABLE
     # The order book back (a new day): the next request waits for the link and is carried out.
-    start_component(exchange, "order_book")
+    exchange.deployment.start_component("order_book")
     again = create_waiting(exchange.admin(), "A")
     assert (again.error_message, again.order_book_id) == ("", 1)
 

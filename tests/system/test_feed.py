@@ -9,7 +9,6 @@ from typing import Any, cast
 
 from optivex.app.config import Address
 from optivex.client import AsyncClient
-from optivex.deploy.runner import STOP_TIMEOUT
 from optivex.engine import BUY, SELL
 from optivex.feed.follower import Feed
 from optivex.feed.mirror import BookMirror, Change, OrderCancelled, OrderInserted, TradeApplied
@@ -169,11 +168,8 @@ def test_feed_rebuilds_from_a_fresh_replay_after_the_order_book_restarts(exchang
         first = feed.mirror
         assert len(first) == 1
         deployment = exchange.deployment
-        component = deployment.component("order_book")
-        assert component.process is not None
-        component.process.terminate()
-        await asyncio.to_thread(component.process.wait, STOP_TIMEOUT)
-        await asyncio.to_thread(deployment._start_one, component, False)
+        await asyncio.to_thread(deployment.stop_component, "order_book")
+        await asyncio.to_thread(deployment.start_component, "order_book")
         await owner.reset.wait()
         assert owner.lost == 1 and len(owner.resets) == 2
         assert feed.mirror is owner.resets[1] and feed.mirror is not first

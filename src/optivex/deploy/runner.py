@@ -456,6 +456,31 @@ class Deployment:
         self.exit_codes = codes
         return codes
 
+    def stop_component(self, name: str) -> int | None:
+        """SIGTERM one component and wait for it (killed after `stop_timeout`); its exit status."""
+        comp = self.component(name)
+        process = comp.process
+        if process is None or comp.poll() is not None:
+            return comp.poll() if process is not None else None
+        comp.killed = False
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            process.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            comp.killed = True
+        return comp.poll()
+
+    def start_component(self, name: str) -> None:
+        """Start a stopped component again on its port (its day begins anew); DeploymentError unless it
+        accepts connections within the readiness limit."""
+        comp = self.component(name)
+        if comp.process is not None and comp.poll() is None:
+            raise DeploymentError(f"component {name!r} is still running")
+        self._start_one(comp, may_move=False)
+
     def restart(self) -> dict[str, int | None]:
         """Stop, then start again on the same ports: a new trading day. Returns the stop's exit codes."""
         codes = self.stop()
