@@ -37,15 +37,15 @@ def _frames(sock: socket.socket, decoder: FrameDecoder) -> Iterator[tuple[int, b
         yield from decoder.feed(data)
 
 
-def _build_day(exchange: Exchange, book: int) -> list[tuple[int, int, int, int]]:
-    """RESTING non-crossing orders (pipelined raw frames); their (order_id, side, price ticks, quantity)."""
+def _build_day(exchange: Exchange, book: int, count: int = RESTING) -> list[tuple[int, int, int, int]]:
+    """`count` non-crossing orders (pipelined raw frames); their (order_id, side, price ticks, quantity)."""
     rng = random.Random(5)
     orders: list[tuple[int, int, int, int]] = []
     sock = exchange.raw_socket("order_book")
     sock.settimeout(RECV_TIMEOUT)
     decoder = FrameDecoder()
     received = _frames(sock, decoder)
-    for _ in range(RESTING // WINDOW):
+    for _ in range(count // WINDOW):
         specs = []
         frames = []
         for _ in range(WINDOW):
@@ -68,7 +68,7 @@ def _build_day(exchange: Exchange, book: int) -> list[tuple[int, int, int, int]]
             response = ob.InsertOrderResponse.FromString(payload)
             assert not response.error_message and response.traded_quantity == 0
             orders.append((response.order_id, int(side), ticks, quantity))
-    assert len(orders) == RESTING and orders[-1][0] - orders[0][0] == RESTING - 1
+    assert len(orders) == count and orders[-1][0] - orders[0][0] == count - 1
     sock.close()
     return orders
 
@@ -128,3 +128,33 @@ def test_a_login_to_a_day_of_many_resting_orders_gets_the_whole_replay_then_live
     assert ob.BarrierResponse.FromString(live[3][1]).request_id == 2
     assert decoder.buffered == 0
     watcher.close()
+
+
+CROWD = 250
+"""Logins at once that never read (item 8 of issue 7: they froze every other client for up to 9.6 s)."""
+CROWD_DAY = 100_000
+
+
+def test_a_crowd_of_logins_that_never_read_does_not_hold_up_another_client(exchange: Exchange) -> None:
+    """Before the replay streamed, each login built its whole replay in one go: 250 logins to a day of
+    100,000 resting orders kept the order book busy for tens of seconds, and another client's insert
+    waited far past the 3 s the contract allows. Now every insert is answered (in milliseconds: see
+    benchmarks/replay_load.py) while the crowd stays connected."""
+    book = exchange.create_book()
+    _build_day(exchange, book, CROWD_DAY)
+    login = encode_frame(
+        ob.LOGIN_REQUEST, common_pb2.LoginRequest(request_id=1, username="crowd").SerializeToString()
+    )
+    crowd = [exchange.raw_socket("order_book") for _ in range(CROWD)]
+    try:
+        for sock in crowd:
+            sock.sendall(login)
+        trader = exchange.order_book()
+        for i in range(100):
+            response = insert(trader, book, BUY, 1.0 + (i % 10) / 100, 1)  # each within TIMEOUT, 3 s
+            assert not response.error_message
+        barrier = trader.request(ob.BarrierRequest(), check=True)
+        assert isinstance(barrier, ob.BarrierResponse)
+    finally:
+        for sock in crowd:
+            sock.close()
