@@ -7,7 +7,10 @@ frames, then:
 a. one client logs in to a day of `--big` resting orders (1,000,000) and
    reads its replay: the time from the LoginRequest to the last replayed
    order, the replay's size, and the order book's memory (VmRSS before the
-   login, VmHWM, the peak, after it);
+   login, VmHWM, the peak, after it); then a `feed.Feed` (how info and the
+   gateway follow the order book) follows the same day: the time until its
+   mirror holds the whole replay, its process's peak memory, and a barrier's
+   round trip;
 b. on a day of `--day` resting orders (100,000) in a fresh order book,
    `--logins` clients (250) log in at once and never read, while another
    client inserts one order at a time (`--inserts`) and waits for each
@@ -20,15 +23,20 @@ b. on a day of `--day` resting orders (100,000) in a fresh order book,
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import random
+import resource
 import socket
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from optivex.app.config import Address
 from optivex.client import SyncClient
 from optivex.deploy import Deployment, default_deployment_path, load_deployment
+from optivex.feed.follower import Feed
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.wire import READ_SIZE, FrameDecoder, encode_frame
@@ -105,7 +113,30 @@ def big_day(deployment: Deployment, count: int) -> None:
         f"after {_status(pid, 'VmRSS') / 1e6:.0f} MB, peak (VmHWM) {_status(pid, 'VmHWM') / 1e6:.0f} MB"
     )
     sock.close()
+    asyncio.run(follow(host, port, count))
     client.close()
+
+
+async def follow(host: str, port: int, count: int) -> None:
+    """A Feed follows the day: time until its mirror holds the replay, then one barrier."""
+    replayed = asyncio.Event()
+    started = time.perf_counter()
+    feed = Feed(
+        "order_book", Address(host, port), logging.getLogger("feed"), on_reset=lambda _: replayed.set()
+    )
+    feed.start()
+    await replayed.wait()
+    elapsed = time.perf_counter() - started
+    assert len(feed.mirror) == count, f"the mirror holds {len(feed.mirror):,} of {count:,} orders"
+    barrier_started = time.perf_counter()
+    await feed.barrier()
+    barrier_ms = (time.perf_counter() - barrier_started) * 1000
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"a. a Feed mirrors the {count:,} orders in {elapsed:.2f} s ({count / elapsed:,.0f} orders/s); "
+        f"this process's peak memory {peak_mb:.0f} MB; then a barrier in {barrier_ms:.1f} ms"
+    )
+    await feed.stop()
 
 
 def round_trips(client: SyncClient, book: int, count: int) -> list[float]:
