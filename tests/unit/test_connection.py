@@ -333,6 +333,20 @@ def test_a_stream_goes_out_before_what_is_sent_after_it_and_is_released() -> Non
     _run(test)
 
 
+def test_a_stream_started_behind_another_keeps_one_place_in_the_round_robin() -> None:
+    async def test() -> None:
+        conn, _ = _connect(Recorder(echo=False))
+        conn.stream(Producer(1))
+        conn.stream(Producer(100_000))  # starts in the slice that finishes the first
+        other, _ = _connect(Recorder(echo=False))
+        other.stream(Producer(100_000))
+        await _turns(3)
+        ready = list(net._streams.ready)
+        assert ready.count(conn) == 1 and ready.count(other) == 1
+
+    _run(test)
+
+
 def test_a_stream_produces_only_while_the_peer_drains() -> None:
     async def test() -> None:
         conn, transport = _connect(Recorder(echo=False))

@@ -57,6 +57,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
+from collections.abc import Callable
 from time import perf_counter
 from typing import Protocol as TypingProtocol
 from typing import cast
@@ -240,6 +241,8 @@ class Connection(asyncio.Protocol):
         self.peer = "?"
         self.user: str | None = None
         """The logged-in username; None before a successful login."""
+        self.on_drain: Callable[[], None] | None = None
+        """Called when the transport, paused above its high-water mark, drains below its low-water mark."""
 
     # asyncio.Protocol -------------------------------------------------
 
@@ -364,6 +367,13 @@ class Connection(asyncio.Protocol):
         if self._stream is not None and not self._stream_ready and not self.closed:
             self._stream_ready = True
             _streams.add(self)
+        if self.on_drain is not None and not self.closed:
+            self.on_drain()
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether the transport holds more unsent bytes than its high-water mark (``pause_above``)."""
+        return self._write_paused
 
     def _set_paused(self, *, writing: bool | None = None, backlog: bool | None = None) -> None:
         """Read from the peer only while its output drains and no earlier read waits to be handled."""
@@ -455,7 +465,8 @@ class Connection(asyncio.Protocol):
         elif frames:
             self._out.extend(frames)
         self.flush()
-        if self._stream is not None and not self._write_paused and not self.closed:
+        # _finish_stream may have started the next stream, which queued the connection already.
+        if self._stream is not None and not self._stream_ready and not self._write_paused and not self.closed:
             self._stream_ready = True
             _streams.ready.append(self)
         return len(frames) if frames else max_frames
