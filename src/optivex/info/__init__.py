@@ -1,0 +1,8 @@
+"""The info component: public market data from the order book's feed (section 5 of the contract).
+
+- ``market``: pure; the published state of every instrument and what each
+  feed change publishes (trades, top of book, depth), at consistent points only.
+- ``fanout``: pure; encoded frames to subscribers, book messages conflated for
+  slow readers, trades never.
+- ``component``: ``InfoComponent``, the protocol over both (``optivex-info``).
+"""

@@ -1,0 +1,216 @@
+"""The info protocol (section 5 of the contract): instruments, books and trades, from the order book's feed.
+
+Info follows the order book (``Follows("order_book")``: a feed with a mirror,
+``optivex.feed``) and keeps no state of its own beyond it: ``info.market``
+turns the mirror's changes into what to publish, ``info.fanout`` sends it to
+subscribers. Any number of info processes can follow one order book.
+
+- After a successful login: one OnInstrument per known instrument, then one
+  for each instrument created later (only books that have an instrument).
+- OrderBookSubscribeRequest: the feed's barrier first (so "unknown
+  instrument" is never answered for an instrument whose creation a client
+  has seen confirmed, section 4, and the snapshot reflects every change any
+  client had been told of); then the response, at once the snapshot (its
+  timestamp: the order book's timestamp of the change that made it what it
+  is, the book's creation while it is unchanged), then a message whenever
+  what it shows changes. Subscribing again gets a fresh snapshot.
+- OnTrade once per trade to each connection subscribed to the instrument
+  (whatever its kinds), before the book update it caused.
+- While the order book is unreachable a subscription waits up to
+  ``dependents.LINK_WAIT`` for it and is answered "order book unavailable;
+  the request was not carried out" (the framework's unavailable rule).
+- After the order book restarted (a new day: the feed's reset): instruments
+  of the new day are announced (OnInstrument, new order_book_id and
+  created_timestamp), a subscription whose symbol exists in the new day gets
+  the new book's state (if what it shows differs from what it last got), and
+  one whose symbol no longer exists ends, without a message.
+
+Slow readers: info's connections pause above ``INFO_PAUSE_ABOVE`` unsent
+bytes (net.Connection's high-water mark), and while paused their book
+messages are conflated (``info.fanout``); trades always go and count against
+``maxUnsentBytes``, past which the connection is dropped (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import partial
+from typing import cast
+
+from optivex.app.component import Component, Reply, handles, run_component
+from optivex.app.config import ComponentConfig
+from optivex.app.dependents import LinkError
+from optivex.app.users import User
+from optivex.feed.follower import Feed, Follows
+from optivex.feed.mirror import BookMirror, Change
+from optivex.info.fanout import KINDS, PRICE_DEPTH_BOOK, TOP_OF_BOOK, Fanout
+from optivex.info.market import (
+    BookView,
+    Delisted,
+    Depth,
+    DepthUpdate,
+    Listed,
+    Market,
+    Publication,
+    Top,
+    TopUpdate,
+    Trade,
+)
+from optivex.logsafe import loggable
+from optivex.net import Connection
+from optivex.proto import common_pb2
+from optivex.proto import info_pb2 as pb
+from optivex.units import units_to_price
+from optivex.wire import encode_frame
+
+INFO_PAUSE_ABOVE = 64 * 1024
+"""Unsent bytes above which an info connection counts as backed up (its transport's high-water mark):
+its book messages are conflated, and its requests not read, until it drains below a quarter of it."""
+
+
+def encode_instrument(listed: Listed) -> bytes:
+    i = listed.instrument
+    message = pb.OnInstrument(
+        instrument=common_pb2.Instrument(
+            symbol=i.symbol, description=i.description, currency=i.currency, multiplier=i.multiplier
+        ),
+        created_timestamp=listed.created_timestamp,
+        tick_size=units_to_price(listed.tick),
+        order_book_id=listed.book_id,
+    )
+    return encode_frame(pb.ON_INSTRUMENT, message.SerializeToString())
+
+
+def encode_top(symbol: str, timestamp: int, top: Top) -> bytes:
+    message = pb.OnTopOfBook(instrument_symbol=symbol, timestamp=timestamp)
+    if top.bid is not None:
+        message.best_bid.price = units_to_price(top.bid[0])
+        message.best_bid.quantity = top.bid[1]
+    if top.ask is not None:
+        message.best_ask.price = units_to_price(top.ask[0])
+        message.best_ask.quantity = top.ask[1]
+    return encode_frame(pb.ON_TOP_OF_BOOK, message.SerializeToString())
+
+
+def encode_depth(symbol: str, timestamp: int, depth: Depth) -> bytes:
+    message = pb.OnPriceDepthBook(instrument_symbol=symbol, timestamp=timestamp)
+    bids, asks = message.bids, message.asks
+    for price, quantity in depth.bids:
+        bids.add(price=units_to_price(price), quantity=quantity)
+    for price, quantity in depth.asks:
+        asks.add(price=units_to_price(price), quantity=quantity)
+    return encode_frame(pb.ON_PRICE_DEPTH_BOOK, message.SerializeToString())
+
+
+def encode_trade(trade: Trade) -> bytes:
+    message = pb.OnTrade(
+        trade_id=trade.trade_id,
+        instrument_symbol=trade.symbol,
+        timestamp=trade.timestamp,
+        price=units_to_price(trade.price),
+        quantity=trade.quantity,
+        aggressor_side=trade.aggressor_side,  # type: ignore[arg-type]  # stubs want the enum wrapper
+    )
+    return encode_frame(pb.ON_TRADE, message.SerializeToString())
+
+
+def snapshot(view: BookView, kind: int) -> tuple[Top | Depth, bytes]:
+    """The state a new subscription of `kind` shows, and its frame."""
+    if kind == TOP_OF_BOOK:
+        return view.top, encode_top(view.symbol, view.top_timestamp, view.top)
+    return view.depth, encode_depth(view.symbol, view.depth_timestamp, view.depth)
+
+
+class InfoComponent(Component):
+    """Public market data: instruments, top of book, price depth and trades."""
+
+    name = "info"
+    protocols = ("info",)
+    dependencies = (Follows("order_book"),)
+
+    def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
+        super().__init__(config, users, log)
+        self.feed = cast(Feed, self.links["order_book"])
+        self.market = Market()
+        self.fanout = Fanout()
+
+    def _new_connection(self) -> Connection:
+        conn = Connection(
+            self,
+            self.log,
+            max_unsent=self._max_unsent,
+            pause_above=INFO_PAUSE_ABOVE,
+            busy_poll=self._busy_poll,
+        )
+        conn.on_drain = partial(self.fanout.drained, conn)
+        self.connections.add(conn)
+        return conn
+
+    # the feed (FeedListener) ---------------------------------------------
+
+    def feed_reset(self, mirror: BookMirror) -> None:
+        self._publish(self.market.reset(mirror))
+
+    def feed_changed(self, change: Change) -> None:
+        publications = self.market.apply(change)
+        if publications:
+            self._publish(publications)
+
+    def feed_lost(self) -> None:
+        """Nothing to tell subscribers: they keep the last state, and requests meet the unavailable rule."""
+
+    def _publish(self, publications: list[Publication]) -> None:
+        fanout = self.fanout
+        for p in publications:
+            if type(p) is TopUpdate:
+                if fanout.wants(p.symbol, TOP_OF_BOOK):
+                    fanout.book(p.symbol, TOP_OF_BOOK, p.top, encode_top(p.symbol, p.timestamp, p.top))
+            elif type(p) is DepthUpdate:
+                if fanout.wants(p.symbol, PRICE_DEPTH_BOOK):
+                    frame = encode_depth(p.symbol, p.timestamp, p.depth)
+                    fanout.book(p.symbol, PRICE_DEPTH_BOOK, p.depth, frame)
+            elif type(p) is Trade:
+                if fanout.has_members(p.symbol):
+                    fanout.trade(p.symbol, encode_trade(p))
+            elif type(p) is Listed:
+                self.broadcast_frames((encode_instrument(p),))
+            elif type(p) is Delisted:
+                fanout.drop_symbol(p.symbol)
+
+    # clients ---------------------------------------------------------------
+
+    def on_login(self, conn: Connection) -> None:
+        frames = [encode_instrument(view.listed) for view in self.market.views()]
+        if frames:
+            conn.send(b"".join(frames))
+
+    def on_disconnect(self, conn: Connection) -> None:
+        conn.on_drain = None
+        self.fanout.remove(conn)
+
+    @handles(pb.OrderBookSubscribeRequest)
+    async def subscribe(self, reply: Reply, request: pb.OrderBookSubscribeRequest) -> None:
+        kind = int(request.subscription_type)
+        if kind not in KINDS:
+            reply.error(f"unknown subscription type {kind}")
+            return
+        try:
+            await self.feed.barrier()
+        except LinkError as exc:
+            reply.error(str(exc))
+            return
+        symbol = request.instrument_symbol
+        view = self.market.view(symbol)
+        if view is None:
+            reply.error(f"unknown instrument {loggable(symbol)}")
+            return
+        reply.send(pb.OrderBookSubscribeResponse(request_id=request.request_id))
+        conn = reply.conn
+        if not conn.closed:
+            state, frame = snapshot(view, kind)
+            self.fanout.subscribe(conn, symbol, kind, state, frame)
+
+
+def main() -> None:
+    sys.exit(run_component(InfoComponent))

@@ -1,0 +1,271 @@
+"""What info publishes, computed from the feed's mirror and its changes: pure, integers inside.
+
+No asyncio, no protobuf: ``Market`` follows a ``feed.mirror.BookMirror``
+(``reset(mirror)`` with a whole fresh mirror, ``apply(change)`` with each
+live change already applied to it) and returns what info must publish, as
+plain data, in the order it must go out:
+
+- ``Listed``: an instrument to announce (a book that has an instrument);
+- ``Trade``: one trade, in matching order, always before the book update it
+  caused (section 5);
+- ``TopUpdate`` / ``DepthUpdate``: a book's new top of book / depth, only at
+  consistent points (the mirror's ``consistent``: never half a sweep, so never
+  crossed) and only when what it shows changed;
+- ``Delisted``: a symbol that no longer exists after a reset (a new day).
+
+Each book's last published top and depth (``BookView``) are what a snapshot
+shows: a consistent state, even while the mirror is half-way through a sweep
+whose frames arrived in two reads.
+
+Quantities shown: a level's total can exceed int32 (many orders of up to
+2**31-1 each), and ``PriceLevel.quantity`` is int32, so a shown total is
+clamped to ``MAX_SHOWN_QUANTITY`` (2**31-1). States are compared as shown:
+a change hidden by the clamp publishes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from optivex.feed.mirror import (
+    BUY,
+    SELL,
+    BookCreated,
+    BookMirror,
+    Change,
+    Instrument,
+    MirrorBook,
+    TradeApplied,
+)
+
+MAX_SHOWN_QUANTITY = 2**31 - 1
+"""The largest level total info shows (PriceLevel.quantity is int32); larger totals show as this."""
+
+Level = tuple[int, int]
+"""(price in units, shown total quantity)."""
+
+
+class Top(NamedTuple):
+    """The best level of each side, None while that side is empty."""
+
+    bid: Level | None
+    ask: Level | None
+
+
+class Depth(NamedTuple):
+    """Every level, bids best (highest) first, asks best (lowest) first."""
+
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+
+
+EMPTY_TOP = Top(None, None)
+EMPTY_DEPTH = Depth((), ())
+
+
+class Listed(NamedTuple):
+    """An instrument to announce (OnInstrument)."""
+
+    symbol: str
+    book_id: int
+    created_timestamp: int
+    tick: int
+    instrument: Instrument
+
+
+class Delisted(NamedTuple):
+    """A symbol that no longer exists (after a reset): its subscriptions end."""
+
+    symbol: str
+
+
+class Trade(NamedTuple):
+    """One trade of an instrument (OnTrade)."""
+
+    symbol: str
+    trade_id: int
+    timestamp: int
+    price: int
+    quantity: int
+    aggressor_side: int
+
+
+class TopUpdate(NamedTuple):
+    symbol: str
+    timestamp: int
+    top: Top
+
+
+class DepthUpdate(NamedTuple):
+    symbol: str
+    timestamp: int
+    depth: Depth
+
+
+Publication = Listed | Delisted | Trade | TopUpdate | DepthUpdate
+
+
+def _shown(level: tuple[int, int] | None) -> Level | None:
+    if level is None:
+        return None
+    price, total = level
+    return (price, total) if total <= MAX_SHOWN_QUANTITY else (price, MAX_SHOWN_QUANTITY)
+
+
+def shown_top(book: MirrorBook) -> Top:
+    """The top of book of a (consistent) mirror book, as shown."""
+    return Top(_shown(book.best(BUY)), _shown(book.best(SELL)))
+
+
+def shown_depth(book: MirrorBook) -> Depth:
+    """The depth of a (consistent) mirror book, as shown."""
+    m = MAX_SHOWN_QUANTITY
+    return Depth(
+        tuple((p, q if q <= m else m) for p, q in book.levels(BUY)),
+        tuple((p, q if q <= m else m) for p, q in book.levels(SELL)),
+    )
+
+
+class BookView:
+    """The last published state of one instrument's book: what its snapshots show."""
+
+    __slots__ = (
+        "book_id",
+        "created_timestamp",
+        "depth",
+        "depth_timestamp",
+        "instrument",
+        "symbol",
+        "tick",
+        "top",
+        "top_timestamp",
+    )
+
+    def __init__(self, book_id: int, tick: int, created_timestamp: int, instrument: Instrument) -> None:
+        self.book_id = book_id
+        self.tick = tick
+        self.created_timestamp = created_timestamp
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self.top = EMPTY_TOP
+        self.top_timestamp = created_timestamp
+        """The timestamp of the change that made ``top`` what it is (creation while unchanged)."""
+        self.depth = EMPTY_DEPTH
+        self.depth_timestamp = created_timestamp
+
+    @property
+    def listed(self) -> Listed:
+        return Listed(self.symbol, self.book_id, self.created_timestamp, self.tick, self.instrument)
+
+
+def _last_timestamp(book: MirrorBook) -> int:
+    """The latest timestamp a replayed book shows: its creation or its latest resting order."""
+    return max([book.timestamp, *(o.timestamp for o in book.resting_orders())])
+
+
+class Market:
+    """The published state of every instrument; see the module docstring."""
+
+    __slots__ = ("_announced", "_mirror", "_symbols", "_views")
+
+    def __init__(self) -> None:
+        self._mirror = BookMirror()
+        self._views: dict[int, BookView] = {}
+        self._symbols: dict[str, BookView] = {}
+        self._announced: set[tuple[int, int, str]] = set()
+        """(book id, created timestamp, symbol) of every book announced so far (across resets)."""
+
+    # ------------------------------------------------------------------ queries
+
+    def view(self, symbol: str) -> BookView | None:
+        """The published state of an instrument, or None if info does not know the symbol."""
+        return self._symbols.get(symbol)
+
+    def views(self) -> list[BookView]:
+        """Every instrument, in creation order."""
+        return list(self._views.values())
+
+    # ------------------------------------------------------------------ following the mirror
+
+    def reset(self, mirror: BookMirror) -> list[Publication]:
+        """A fresh mirror (the feed's replay, first connection or a new day): the whole state.
+
+        Returns, in order: ``Listed`` for each instrument not announced before,
+        ``Delisted`` for each symbol gone, then the top and depth of each
+        symbol that existed before, where what it shows differs from what was
+        published for that symbol.
+        """
+        old = self._symbols
+        self._mirror = mirror
+        self._views = {}
+        self._symbols = {}
+        out: list[Publication] = []
+        updates: list[Publication] = []
+        for book in mirror.books():
+            instrument = book.instrument
+            if instrument is None:
+                continue
+            view = BookView(book.book_id, book.tick, book.timestamp, instrument)
+            view.top = shown_top(book)
+            view.depth = shown_depth(book)
+            if len(book):
+                view.top_timestamp = view.depth_timestamp = _last_timestamp(book)
+            self._views[book.book_id] = view
+            self._symbols[view.symbol] = view
+            key = (book.book_id, book.timestamp, view.symbol)
+            if key not in self._announced:
+                self._announced.add(key)
+                out.append(view.listed)
+            before = old.get(view.symbol)
+            if before is not None:
+                if before.top != view.top:
+                    updates.append(TopUpdate(view.symbol, view.top_timestamp, view.top))
+                if before.depth != view.depth:
+                    updates.append(DepthUpdate(view.symbol, view.depth_timestamp, view.depth))
+        out.extend(Delisted(symbol) for symbol in old if symbol not in self._symbols)
+        out.extend(updates)
+        return out
+
+    def apply(self, change: Change) -> list[Publication]:
+        """One live change, already applied to the mirror: what to publish, in order."""
+        view = self._views.get(change.book_id)
+        if view is None:
+            if type(change) is BookCreated and change.instrument is not None:
+                return self._created(change, change.instrument)
+            return []  # a book without an instrument: nothing of it is published
+        out: list[Publication] = []
+        if type(change) is TradeApplied:
+            out.append(
+                Trade(
+                    view.symbol,
+                    change.trade_id,
+                    change.timestamp,
+                    change.price,
+                    change.quantity,
+                    change.aggressor_side,
+                )
+            )
+        if not change.consistent:
+            return out  # half a sweep: the book is published once its last trade arrived
+        book = self._mirror.book(change.book_id)
+        if book is None:  # the mirror always has the book of a change it returned
+            return out
+        timestamp = change.timestamp
+        top = shown_top(book)
+        if top != view.top:
+            view.top = top
+            view.top_timestamp = timestamp
+            out.append(TopUpdate(view.symbol, timestamp, top))
+        depth = shown_depth(book)
+        if depth != view.depth:
+            view.depth = depth
+            view.depth_timestamp = timestamp
+            out.append(DepthUpdate(view.symbol, timestamp, depth))
+        return out
+
+    def _created(self, change: BookCreated, instrument: Instrument) -> list[Publication]:
+        view = BookView(change.book_id, change.tick, change.timestamp, instrument)
+        self._views[change.book_id] = view
+        self._symbols[view.symbol] = view
+        self._announced.add((change.book_id, change.timestamp, view.symbol))
+        return [view.listed]
