@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -203,6 +204,33 @@ def test_unavailable_when_nobody_listens(tmp_path: Path) -> None:
         await feed.stop()
         with pytest.raises(Unavailable):  # stopped: at once
             await feed.barrier()
+
+    run(scenario)
+
+
+def test_a_failing_set_up_is_logged_once_not_once_per_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        attempts = 0
+        four = asyncio.Event()
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 4:
+                four.set()
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        feed = feed_for(int(server.sockets[0].getsockname()[1]), Owner())
+        with caplog.at_level(logging.WARNING, logger=LOG.name):
+            feed.start()
+            await four.wait()
+            await feed.stop()
+        logged = [r.getMessage() for r in caplog.records if "failed while setting up" in r.getMessage()]
+        # Each attempt fails alike ("closed by the server"; a reset would read differently): a line
+        # is logged only when the failure is not the previous attempt's.
+        assert logged and all(a != b for a, b in itertools.pairwise(logged)), logged
+        server.close()
 
     run(scenario)
 

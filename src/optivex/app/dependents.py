@@ -167,10 +167,13 @@ class Link:
     async def _run(self) -> None:
         host, port = self.address.host, self.address.port
         delay = RETRY_MIN
-        complained = False
+        # Why the previous attempt failed (None once up). A failure is logged only when it changes:
+        # an outage costs a line or two, not one per attempt (4 a second) for as long as it lasts.
+        last_failure: str | None = None
         while True:
             client = None
             ready = False
+            failure = None
             try:
                 client = await self.client_class.connect(
                     host, port, self.protocol, self._message, self.log, request_timeout=None
@@ -178,26 +181,28 @@ class Link:
                 await self._set_up(client)
                 ready = not client.closed.done()  # not lost right after its set-up
             except OSError as exc:
-                if not complained:  # once per outage, not once per attempt
-                    self.log.warning(
-                        "cannot reach the %s at %s:%d (%s); retrying", self.target, host, port, exc
-                    )
-                    complained = True
+                failure = f"cannot reach the {self.target} at {host}:{port} ({exc})"
             except (ConnectionClosed, LinkError) as exc:
-                self.log.warning("connection to the %s failed while setting up: %s", self.target, exc)
-            except Exception:  # a bug in a set-up must not end the link for the rest of the day
-                self.log.exception("setting up the connection to the %s failed", self.target)
+                failure = f"connection to the {self.target} failed while setting up: {exc}"
+            except Exception as exc:  # a bug in a set-up must not end the link for the rest of the day
+                failure = f"setting up the connection to the {self.target} failed: {exc!r}"
+                if failure != last_failure:
+                    self.log.exception("%s; retrying", failure)
+                    last_failure = failure
             except asyncio.CancelledError:  # stop() during a set-up: close what it opened
                 if client is not None:
                     client.close()
                 raise
             if client is None or not ready:
+                if failure is not None and failure != last_failure:
+                    self.log.warning("%s; retrying (logged again when the failure changes)", failure)
+                    last_failure = failure
                 if client is not None:
                     client.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            delay, complained = RETRY_MIN, False
+            delay, last_failure = RETRY_MIN, None
             self.client = client
             self.connections += 1
             self._up.set()
