@@ -110,8 +110,3 @@ def apply_event(mirror: BookMirror, event: Message) -> Change | None:
     """Apply one order-book event; None for a message that is not an event (MirrorError if inconsistent)."""
     apply = _APPLY.get(type(event))
     return None if apply is None else apply(mirror, event)
-
-
-def is_event(message: Message) -> bool:
-    """Whether a message of the order_book protocol is one of its four events."""
-    return type(message) in _APPLY
