@@ -1,0 +1,229 @@
+"""info.market: what info publishes, from the mirror's changes; against the real engine (hypothesis) and
+case by case (sweeps, clamping, resets)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optivex.engine import BUY, SELL, Exchange, Fill, Rejected
+from optivex.feed.events import apply_event, load_event
+from optivex.feed.mirror import BookMirror, Instrument
+from optivex.info.market import (
+    EMPTY_DEPTH,
+    EMPTY_TOP,
+    MAX_SHOWN_QUANTITY,
+    Delisted,
+    Depth,
+    DepthUpdate,
+    Listed,
+    Market,
+    Publication,
+    Top,
+    TopUpdate,
+    Trade,
+)
+from optivex.proto import common_pb2
+from optivex.proto import order_book_pb2 as pb
+from tests.unit.test_mirror_properties import (
+    Cancel,
+    Create,
+    Op,
+    book_created,
+    create_op,
+    insert_events,
+    operations,
+    replay,
+)
+
+
+def engine_top(exchange: Exchange, book_id: int) -> Top:
+    book = exchange.book(book_id)
+    return Top(book.best(BUY), book.best(SELL))
+
+
+def engine_depth(exchange: Exchange, book_id: int) -> Depth:
+    book = exchange.book(book_id)
+    return Depth(tuple(book.levels(BUY)), tuple(book.levels(SELL)))
+
+
+def not_crossed(top: Top) -> bool:
+    return top.bid is None or top.ask is None or top.bid[0] < top.ask[0]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(create_op, min_size=2, max_size=2), operations)
+def test_published_states_follow_the_engine(first: list[Create], ops: list[Op]) -> None:
+    """Every published book state is the engine's book at that point, never crossed, sent only when it
+    changed; trades come in matching order, before the book update they caused; the last published state
+    (what a snapshot shows) is always the engine's book."""
+    exchange = Exchange()
+    mirror = BookMirror()
+    market = Market()
+    assert market.reset(mirror) == []
+    instruments: dict[int, common_pb2.Instrument] = {}
+    symbols: dict[int, str] = {}
+    shown_top: dict[str, Top] = {}
+    shown_depth: dict[str, Depth] = {}
+    issued: list[int] = []
+    clock = 1_000
+    for op in [*first, *ops]:
+        clock += 1
+        if isinstance(op, Create):
+            symbol = f"S{len(exchange.books()) + 1}" if op.named else None
+            info = exchange.create_book(op.tick, symbol, clock)
+            if symbol is not None:
+                instruments[info.book_id] = common_pb2.Instrument(symbol=symbol, currency="EUR")
+                symbols[info.book_id] = symbol
+            change = apply_event(mirror, book_created(exchange, info.book_id, instruments))
+            assert change is not None
+            announced = market.apply(change)
+            if symbol is None:
+                assert announced == []
+            else:
+                listed = Listed(symbol, info.book_id, clock, op.tick, Instrument(symbol, "", "EUR"))
+                assert announced == [listed]
+                shown_top[symbol], shown_depth[symbol] = EMPTY_TOP, EMPTY_DEPTH
+            continue
+        books = exchange.books()
+        known = op.book < len(books)
+        book_id = books[op.book].book_id if known else op.book + 1
+        if isinstance(op, Cancel):
+            order_id = issued[op.pick % len(issued)] if issued and op.pick < 35 else op.pick + 1000
+            try:
+                exchange.cancel(book_id, order_id, clock)
+            except Rejected:
+                continue
+            events: list[object] = [pb.OnOrderCancelled(order_id=order_id, cancellation_timestamp=clock)]
+            fills: Sequence[Fill] = ()
+        else:
+            price = op.ticks * (books[op.book].tick if known else 1) + (1 if op.off_grid else 0)
+            try:
+                order, fills = exchange.insert(book_id, op.side, price, op.quantity, op.owner, clock)
+            except Rejected:
+                continue
+            issued.append(order.order_id)
+            events = list(insert_events(order, fills, clock))
+            side = op.side
+        published: list[Publication] = []
+        for i, event in enumerate(events):
+            change = apply_event(mirror, event)  # type: ignore[arg-type]
+            assert change is not None
+            out = market.apply(change)
+            if i < len(events) - 1:  # half a sweep: trades only, never a book state
+                assert all(type(p) is Trade for p in out)
+            published.extend(out)
+        symbol = symbols.get(book_id)
+        if symbol is None:
+            assert published == []
+            continue
+        trades = [p for p in published if type(p) is Trade]
+        assert [(t.trade_id, t.price, t.quantity, t.aggressor_side) for t in trades] == [
+            (f[0], f[3], f[4], side) for f in fills
+        ]
+        assert all(t.symbol == symbol and t.timestamp == clock for t in trades)
+        kinds = [type(p) for p in published]
+        assert kinds == sorted(kinds, key=lambda k: k is not Trade)  # trades before the book update
+        top, depth = engine_top(exchange, book_id), engine_depth(exchange, book_id)
+        for p in published:
+            if isinstance(p, TopUpdate):
+                assert p.top == top and p.top != shown_top[symbol] and not_crossed(p.top)
+                assert p.timestamp == clock
+                shown_top[symbol] = p.top
+            elif isinstance(p, DepthUpdate):
+                assert p.depth == depth and p.depth != shown_depth[symbol]
+                assert p.timestamp == clock
+                shown_depth[symbol] = p.depth
+        assert kinds.count(TopUpdate) <= 1 and kinds.count(DepthUpdate) <= 1
+        assert shown_top[symbol] == top and shown_depth[symbol] == depth
+        view = market.view(symbol)
+        assert view is not None and view.top == top and view.depth == depth
+    # A feed that reconnects to the same day: nothing new to announce, nothing changed.
+    fresh = BookMirror()
+    for event in replay(exchange, instruments):
+        load_event(fresh, event)
+    assert market.reset(fresh) == []
+    for book_id, symbol in symbols.items():
+        view = market.view(symbol)
+        assert view is not None
+        assert view.top == engine_top(exchange, book_id) and view.depth == engine_depth(exchange, book_id)
+
+
+def _mirror_with(symbol: str, book_id: int = 1, timestamp: int = 10) -> BookMirror:
+    mirror = BookMirror()
+    mirror.apply_book_created(book_id, 1, timestamp, Instrument(symbol))
+    return mirror
+
+
+def test_a_sweep_publishes_its_trades_then_one_consistent_state() -> None:
+    mirror = _mirror_with("A")
+    market = Market()
+    assert market.reset(mirror) == [Listed("A", 1, 10, 1, Instrument("A"))]
+    market.apply(mirror.apply_order_inserted(1, 1, SELL, 100, 2, "s", 11))
+    market.apply(mirror.apply_order_inserted(2, 1, SELL, 101, 2, "s", 12))
+    # A buy of 5 at 101 takes both asks and rests 1: crossed in the mirror until its last trade.
+    out = market.apply(mirror.apply_order_inserted(3, 1, BUY, 101, 5, "b", 13, (1, 2)))
+    assert out == []
+    out = market.apply(mirror.apply_trade(1, 1, 3, 1, 100, 2, BUY, 13))
+    assert out == [Trade("A", 1, 13, 100, 2, BUY)]
+    out = market.apply(mirror.apply_trade(2, 1, 3, 2, 101, 2, BUY, 13))
+    assert out == [
+        Trade("A", 2, 13, 101, 2, BUY),
+        TopUpdate("A", 13, Top((101, 1), None)),
+        DepthUpdate("A", 13, Depth(((101, 1),), ())),
+    ]
+
+
+def test_an_unchanged_top_publishes_nothing_and_depth_only_when_levels_changed() -> None:
+    mirror = _mirror_with("A")
+    market = Market()
+    market.reset(mirror)
+    out = market.apply(mirror.apply_order_inserted(1, 1, BUY, 100, 1, "x", 11))
+    assert [type(p).__name__ for p in out] == ["TopUpdate", "DepthUpdate"]
+    # A worse bid: the depth changes, the top does not.
+    assert market.apply(mirror.apply_order_inserted(2, 1, BUY, 99, 1, "x", 12)) == [
+        DepthUpdate("A", 12, Depth(((100, 1), (99, 1)), ()))
+    ]
+    view = market.view("A")
+    assert view is not None and view.top_timestamp == 11 and view.depth_timestamp == 12
+
+
+def test_totals_above_int32_are_shown_clamped() -> None:
+    mirror = _mirror_with("A")
+    market = Market()
+    market.reset(mirror)
+    big = MAX_SHOWN_QUANTITY
+    market.apply(mirror.apply_order_inserted(1, 1, BUY, 100, big, "x", 11))
+    # The second order takes the level's total past int32: shown as 2**31-1, so nothing changed.
+    assert market.apply(mirror.apply_order_inserted(2, 1, BUY, 100, big, "x", 12)) == []
+    view = market.view("A")
+    assert view is not None and view.top == Top((100, big), None) and view.depth.bids == ((100, big),)
+
+
+def test_books_without_an_instrument_are_not_published() -> None:
+    mirror = BookMirror()
+    market = Market()
+    market.reset(mirror)
+    assert market.apply(mirror.apply_book_created(1, 1, 5)) == []
+    assert market.apply(mirror.apply_order_inserted(1, 1, BUY, 100, 1, "x", 6)) == []
+    assert market.views() == []
+
+
+def test_a_new_day_announces_its_books_updates_kept_symbols_and_delists_the_rest() -> None:
+    day1 = _mirror_with("A")
+    day1.apply_book_created(2, 1, 11, Instrument("B"))
+    market = Market()
+    market.reset(day1)
+    market.apply(day1.apply_order_inserted(1, 1, BUY, 100, 1, "x", 12))
+    # The order book restarted: a new day with only A (a new book, created later), one ask resting.
+    day2 = _mirror_with("A", book_id=1, timestamp=50)
+    day2.load_order(1, 1, SELL, 105, 3, "y", 51)
+    assert market.reset(day2) == [
+        Listed("A", 1, 50, 1, Instrument("A")),
+        Delisted("B"),
+        TopUpdate("A", 51, Top(None, (105, 3))),
+        DepthUpdate("A", 51, Depth((), ((105, 3),))),
+    ]
+    assert market.view("B") is None
