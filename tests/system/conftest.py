@@ -49,3 +49,10 @@ def exchange(deploy: Callable[[str | None], Deployment]) -> Iterator[Exchange]:
     """The order_book suite's deployment (order book + admin) with client helpers."""
     with Exchange(deploy("order_book")) as ex:
         yield ex
+
+
+@pytest.fixture
+def info(deploy: Callable[[str | None], Deployment]) -> Iterator[Exchange]:
+    """The info suite's deployment (info + admin + order book) with client helpers."""
+    with Exchange(deploy("info")) as ex:
+        yield ex

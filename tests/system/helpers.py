@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from optivex.client import SyncClient
 from optivex.deploy import ADMIN_USER, Deployment
-from optivex.proto import admin_pb2, common_pb2
+from optivex.proto import admin_pb2, common_pb2, info_pb2
 from optivex.proto import order_book_pb2 as ob
 
 TIMEOUT = 3.0
@@ -51,6 +51,13 @@ class Exchange:
 
     def admin(self, user: str = ADMIN_USER.username) -> SyncClient:
         return self.connect("admin", user)
+
+    def info(self, login: str | None = "alice") -> SyncClient:
+        """A client of the info protocol, logged in as `login` (password = username) unless None.
+
+        Its OnInstrument messages (one per existing instrument) follow the LoginResponse in `pending`.
+        """
+        return self.connect("info", login)
 
     def create_instrument(self, symbol: str, tick_size: float = 0.01, **fields: Any) -> int:
         """Create an instrument through admin; return its order_book_id."""
@@ -128,18 +135,49 @@ def until_barrier(client: SyncClient) -> list[Message]:
         before.append(message)
 
 
+def subscribe(
+    client: SyncClient, symbol: str, kind: int = info_pb2.TOP_OF_BOOK
+) -> info_pb2.OnTopOfBook | info_pb2.OnPriceDepthBook:
+    """Subscribe on an info connection and return the snapshot.
+
+    The response (success) must be the next message on the connection other than OnInstrument (which
+    may come at any time), and the snapshot of `symbol` the one right after it.
+    """
+    request = info_pb2.OrderBookSubscribeRequest(
+        instrument_symbol=symbol, subscription_type=cast(info_pb2.SubscriptionType, kind)
+    )
+    client.send(request)
+    message = client.receive()
+    while isinstance(message, info_pb2.OnInstrument):
+        message = client.receive()
+    assert isinstance(message, info_pb2.OrderBookSubscribeResponse), f"not the response: {message}"
+    assert (message.request_id, message.error_message) == (request.request_id, ""), message
+    snapshot_class = info_pb2.OnTopOfBook if kind == info_pb2.TOP_OF_BOOK else info_pb2.OnPriceDepthBook
+    snapshot = client.receive()
+    while isinstance(snapshot, info_pb2.OnInstrument):
+        snapshot = client.receive()
+    assert isinstance(snapshot, snapshot_class), f"not the {snapshot_class.__name__} snapshot: {snapshot}"
+    assert snapshot.instrument_symbol == symbol
+    return snapshot
+
+
 BUY = common_pb2.BUY
 SELL = common_pb2.SELL
+TOP_OF_BOOK = info_pb2.TOP_OF_BOOK
+PRICE_DEPTH_BOOK = info_pb2.PRICE_DEPTH_BOOK
 
 
 __all__ = [
     "BUY",
+    "PRICE_DEPTH_BOOK",
     "SELL",
     "TIMEOUT",
+    "TOP_OF_BOOK",
     "Exchange",
     "SyncClient",
     "barrier_request",
     "cancel",
     "insert",
+    "subscribe",
     "until_barrier",
 ]

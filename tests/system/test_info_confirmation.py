@@ -1,0 +1,175 @@
+"""Section 4's confirmation rule for info, and section 5's "the snapshot reflects every change already told".
+
+Which rule each test covers:
+
+- once a client holds a successful CreateInstrumentResponse, info knows the symbol (never "unknown
+  instrument"), 200 times across 4 parallel clients: `test_create_then_subscribe_at_once_in_parallel`;
+- a login right after a confirmed creation is announced that instrument, once:
+  `test_a_login_right_after_a_creation_is_announced_it`;
+- the snapshot reflects every order-book change a client had been told of (an InsertOrderResponse or a
+  CancelOrderResponse received) when the subscribe arrived, a few dozen times:
+  `test_the_snapshot_reflects_every_change_already_told`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from optivex.proto import admin_pb2, common_pb2, info_pb2
+
+from .helpers import (
+    BUY,
+    PRICE_DEPTH_BOOK,
+    SELL,
+    TIMEOUT,
+    TOP_OF_BOOK,
+    Exchange,
+    SyncClient,
+    cancel,
+    insert,
+    until_barrier,
+)
+
+CLIENTS = 4
+CREATIONS = 200
+"""Instruments created, and at once subscribed to, across the parallel clients."""
+SNAPSHOT_ROUNDS = 36
+"""Changes, each followed at once by a subscribe whose snapshot must show it."""
+
+
+def test_create_then_subscribe_at_once_in_parallel(info: Exchange) -> None:
+    pairs = [(info.admin(user), info.info(user)) for user in ("admin", "alice", "bob", "carol")[:CLIENTS]]
+    for _, market in pairs:
+        until_barrier(market)
+    start = threading.Barrier(CLIENTS)
+    failures: list[str] = []
+    created: list[str] = []
+
+    def run(index: int, admin: SyncClient, market: SyncClient) -> None:
+        try:
+            start.wait(TIMEOUT)
+            for n in range(CREATIONS // CLIENTS):
+                symbol = f"C{index}_{n}"
+                response = admin.request(
+                    admin_pb2.CreateInstrumentRequest(
+                        instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01
+                    ),
+                    expect=admin_pb2.CreateInstrumentResponse,
+                )
+                if response.error_message:
+                    failures.append(f"create {symbol}: {response.error_message}")
+                    continue
+                created.append(symbol)
+                kind = TOP_OF_BOOK if n % 2 else PRICE_DEPTH_BOOK
+                answer = market.request(
+                    info_pb2.OrderBookSubscribeRequest(instrument_symbol=symbol, subscription_type=kind),
+                    expect=info_pb2.OrderBookSubscribeResponse,
+                )
+                if answer.error_message:
+                    failures.append(f"subscribe {symbol} right after its creation: {answer.error_message}")
+        except Exception as exc:  # reported below: a thread's exception would otherwise be lost
+            failures.append(f"client {index}: {exc!r}")
+
+    threads = [
+        threading.Thread(target=run, args=(i, admin, market)) for i, (admin, market) in enumerate(pairs)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(created) == CREATIONS
+    # Each info client got the snapshot of each of its subscriptions (an empty book), and one
+    # OnInstrument per instrument: read until it has them all, then nothing more.
+    for index, (_, market) in enumerate(pairs):
+        announced: list[str] = []
+        snapshots: list[str] = []
+        while len(announced) < CREATIONS or len(snapshots) < CREATIONS // CLIENTS:
+            message = market.receive()
+            if isinstance(message, info_pb2.OnInstrument):
+                announced.append(message.instrument.symbol)
+            elif isinstance(message, info_pb2.OnTopOfBook):
+                assert not message.HasField("best_bid") and not message.HasField("best_ask"), message
+                snapshots.append(message.instrument_symbol)
+            else:
+                assert isinstance(message, info_pb2.OnPriceDepthBook), message
+                assert (len(message.bids), len(message.asks)) == (0, 0), message
+                snapshots.append(message.instrument_symbol)
+        assert sorted(announced) == sorted(created)
+        assert snapshots == [f"C{index}_{n}" for n in range(CREATIONS // CLIENTS)]
+        assert until_barrier(market) == []
+
+
+def test_a_login_right_after_a_creation_is_announced_it(info: Exchange) -> None:
+    admin = info.admin()
+    for n in range(20):
+        symbol = f"L{n}"
+        response = admin.request(
+            admin_pb2.CreateInstrumentRequest(
+                instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01
+            ),
+            check=True,
+            expect=admin_pb2.CreateInstrumentResponse,
+        )
+        market = info.info()
+        announced: dict[str, info_pb2.OnInstrument] = {}
+        while symbol not in announced:
+            message = market.receive_as(info_pb2.OnInstrument)
+            assert message.instrument.symbol not in announced, f"{message.instrument.symbol} announced twice"
+            announced[message.instrument.symbol] = message
+        assert sorted(announced) == sorted(f"L{i}" for i in range(n + 1))
+        assert announced[symbol].order_book_id == response.order_book_id
+        assert announced[symbol].created_timestamp == response.created_timestamp
+        assert until_barrier(market) == []
+        market.close()
+
+
+def test_the_snapshot_reflects_every_change_already_told(info: Exchange) -> None:
+    admin_book = info.create_instrument("ABC", 0.01)
+    trader = info.order_book()
+    # Logged in and idle beforehand: each round's subscribe is sent the moment the change is told.
+    markets = [info.info() for _ in range(SNAPSHOT_ROUNDS)]
+    for market in markets:
+        until_barrier(market)
+    bids: dict[int, tuple[float, int]] = {}  # order_id -> (price, quantity) of the resting bids
+    for n, market in enumerate(markets):
+        if n % 3 == 2 and bids:  # cancel the best bid
+            best = max(bids, key=lambda order: (bids[order][0], -order))
+            assert cancel(trader, admin_book, best).error_message == ""
+            del bids[best]
+        elif n % 5 == 4 and bids:  # a sell that takes the whole best level
+            best_price = max(price for price, _ in bids.values())
+            at_best = sum(q for price, q in bids.values() if price == best_price)
+            assert insert(trader, admin_book, SELL, best_price, at_best).traded_quantity == at_best
+            bids = {order: level for order, level in bids.items() if level[0] != best_price}
+        else:  # a new best bid
+            price = round(10.0 + 0.01 * n, 2)
+            response = insert(trader, admin_book, BUY, price, n + 1)
+            assert response.error_message == ""
+            bids[response.order_id] = (price, n + 1)
+        levels: dict[float, int] = {}
+        for price, quantity in bids.values():
+            levels[price] = levels.get(price, 0) + quantity
+        expected = sorted(levels.items(), reverse=True)
+        kind = TOP_OF_BOOK if n % 2 else PRICE_DEPTH_BOOK
+        market.send(
+            info_pb2.OrderBookSubscribeRequest(
+                request_id=n + 1,
+                instrument_symbol="ABC",
+                subscription_type=kind,
+            )
+        )
+        response_message = market.receive_as(info_pb2.OrderBookSubscribeResponse)
+        assert (response_message.request_id, response_message.error_message) == (n + 1, "")
+        if kind == TOP_OF_BOOK:
+            snapshot = market.receive_as(info_pb2.OnTopOfBook)
+            bid = (
+                (snapshot.best_bid.price, snapshot.best_bid.quantity)
+                if snapshot.HasField("best_bid")
+                else None
+            )
+            assert (bid, snapshot.HasField("best_ask")) == (expected[0] if expected else None, False), n
+        else:
+            depth = market.receive_as(info_pb2.OnPriceDepthBook)
+            assert ([(b.price, b.quantity) for b in depth.bids], list(depth.asks)) == (expected, []), n
+        market.close()
