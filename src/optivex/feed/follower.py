@@ -146,12 +146,16 @@ class Feed(Link):
         barrier = client.request(pb.BarrierRequest(), None, expect=pb.BarrierResponse)
         try:
             response = await login
-        except RequestTimeout:
-            barrier.cancel()
-            raise LinkError(f"no login response within {self.deadline:g} s") from None
-        if response.error_message:
-            barrier.cancel()
-            raise LinkError(f"login refused: {response.error_message}")
+            if response.error_message:
+                raise LinkError(f"login refused: {response.error_message}")
+        except BaseException as exc:
+            # The barrier's future is not awaited: cancel it, or (the connection lost) take its
+            # exception, else asyncio logs "Future exception was never retrieved" for each attempt.
+            if not barrier.cancel() and not barrier.cancelled():
+                barrier.exception()
+            if isinstance(exc, RequestTimeout):
+                raise LinkError(f"no login response within {self.deadline:g} s") from None
+            raise
         await barrier
         self.mirror = self._building
         self._live = True
