@@ -364,6 +364,34 @@ def test_a_stream_produces_only_while_the_peer_drains() -> None:
     _run(test)
 
 
+def test_a_peer_that_takes_nothing_of_a_stream_is_dropped_after_the_stall_timeout() -> None:
+    async def test() -> None:
+        conn, transport = _connect(Recorder(echo=False), stream_stall_timeout=0.05)
+        transport.stalled = True
+        producer = Producer(100_000, size=64)
+        conn.stream(producer)
+        await _until_closed(transport)
+        assert transport.aborted and producer.released == 1
+
+    _run(test)
+
+
+def test_a_peer_that_drains_a_stream_in_time_is_not_dropped() -> None:
+    async def test() -> None:
+        conn, transport = _connect(Recorder(echo=False), stream_stall_timeout=0.05)
+        transport.stalled = True
+        producer = Producer(100_000, size=64)
+        conn.stream(producer)
+        await _until(lambda: transport.paused)
+        assert conn._drain_handle is not None
+        transport.drain()  # and it goes on reading: never paused again
+        assert conn._drain_handle is None  # the deadline is off
+        await _until(lambda: not conn.streaming)
+        assert not transport.closed and producer.next == 100_000
+
+    _run(test)
+
+
 def test_output_behind_a_stream_counts_against_max_unsent() -> None:
     async def test() -> None:
         conn, transport = _connect(Recorder(echo=False), max_unsent=STREAM_HIGH_WATER * 4)

@@ -26,7 +26,10 @@ process-wide scheduler runs the connections whose stream may produce
 round-robin, STREAM_SLICE_FRAMES frames each, at most STREAM_FRAMES_PER_ITERATION
 frames and STREAM_SECONDS_PER_ITERATION seconds per event-loop iteration, so
 other connections' requests are read and handled between slices however many
-streams are in progress.
+streams are in progress. A peer that takes nothing of a stream for
+STREAM_STALL_TIMEOUT seconds (its transport stays above the high-water mark)
+is dropped (logged): a client that stopped reading its login replay must not
+hold the replay's snapshot for the rest of the day.
 
 Requests in flight: ``hold()``/``release()`` count the requests whose replies
 come later (async handlers). At MAX_IN_FLIGHT held requests the connection's
@@ -83,6 +86,8 @@ STREAM_FRAMES_PER_ITERATION = 512
 STREAM_SECONDS_PER_ITERATION = 0.002
 """Seconds all streams together may take per event-loop iteration (checked after each slice): on a
 loaded machine fewer frames fit, and other clients still wait no longer than this for their turn."""
+STREAM_STALL_TIMEOUT = 30.0
+"""Seconds a stream may wait for its peer to drain what it produced before the connection is aborted."""
 MAX_INPUT_BUFFERED = 64 * 1024 * 1024
 """Bytes of partial frames all connections of the process may hold together."""
 FRAME_STALL_TIMEOUT = 10.0
@@ -208,6 +213,7 @@ class Connection(asyncio.Protocol):
         pause_above: int = DEFAULT_PAUSE_ABOVE,
         busy_poll: BusyPoll | None = None,
         frame_stall_timeout: float = FRAME_STALL_TIMEOUT,
+        stream_stall_timeout: float = STREAM_STALL_TIMEOUT,
     ) -> None:
         self._handler = handler
         self._activity = busy_poll.activity if busy_poll is not None else None
@@ -231,6 +237,9 @@ class Connection(asyncio.Protocol):
         self._deferred: deque[bytes | StreamProducer] = deque()
         """Output queued behind the active stream, in order (frames and further streams)."""
         self._deferred_bytes = 0
+        self._stream_stall_timeout = stream_stall_timeout
+        self._drain_handle: asyncio.TimerHandle | None = None
+        """While a stream waits for its peer to drain: the STREAM_STALL_TIMEOUT deadline."""
         self._buffered = 0
         """Bytes of a partial frame counted in the process-wide input budget."""
         self._stall_timeout = frame_stall_timeout
@@ -361,9 +370,12 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._set_paused(writing=True)
+        if self._stream is not None:
+            self._await_drain()
 
     def resume_writing(self) -> None:
         self._set_paused(writing=False)
+        self._drained()
         if self._stream is not None and not self._stream_ready and not self.closed:
             self._stream_ready = True
             _streams.add(self)
@@ -444,9 +456,33 @@ class Connection(asyncio.Protocol):
         self._stream = producer
         if self._transport is not None:
             self._transport.set_write_buffer_limits(high=STREAM_HIGH_WATER)
-        if not self._write_paused and not self._stream_ready:
+        if self._write_paused:
+            self._await_drain()
+        elif not self._stream_ready:
             self._stream_ready = True
             _streams.add(self)
+
+    def _await_drain(self) -> None:
+        """The stream waits for the peer to drain: give it STREAM_STALL_TIMEOUT seconds (once armed)."""
+        if self._drain_handle is None and not self.closed:
+            self._drain_handle = self._loop.call_later(self._stream_stall_timeout, self._stream_stalled)
+
+    def _drained(self) -> None:
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
+
+    def _stream_stalled(self) -> None:
+        self._drain_handle = None
+        if self._stream is None or self.closed or not self._write_paused:
+            return
+        self._log.warning(
+            "closing %s (user %s): slow consumer, took nothing of its stream for %g s",
+            self.peer,
+            loggable(self.user),
+            self._stream_stall_timeout,
+        )
+        self.abort()
 
     def _stream_slice(self, max_frames: int) -> int:
         """Called by the scheduler: produce and write one slice; the number of frames it took (>= 1)."""
@@ -487,6 +523,7 @@ class Connection(asyncio.Protocol):
             else:
                 self._start_stream(item)
                 return
+        self._drained()
         if self._transport is not None:
             self._transport.set_write_buffer_limits(high=self._pause_above)
         if self._closing and not self._in_progress:
@@ -494,6 +531,7 @@ class Connection(asyncio.Protocol):
 
     def _end_streams(self) -> None:
         """The connection is gone: release every stream, drop deferred output."""
+        self._drained()
         producer = self._stream
         self._stream = None
         if producer is not None:
