@@ -21,6 +21,10 @@ Quantities shown: a level's total can exceed int32 (many orders of up to
 2**31-1 each), and ``PriceLevel.quantity`` is int32, so a shown total is
 clamped to ``MAX_SHOWN_QUANTITY`` (2**31-1). States are compared as shown:
 a change hidden by the clamp publishes nothing.
+
+Depth shown: at most ``MAX_DEPTH_LEVELS`` levels per side, the best ones, so
+that an OnPriceDepthBook always fits in one frame (``wire.MAX_FRAME_LENGTH``,
+1 MiB; a level takes at most 17 bytes encoded).
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ from optivex.feed.mirror import (
 
 MAX_SHOWN_QUANTITY = 2**31 - 1
 """The largest level total info shows (PriceLevel.quantity is int32); larger totals show as this."""
+
+MAX_DEPTH_LEVELS = 30_000
+"""Levels per side a depth shows (the best ones): 2 x 30,000 levels of at most 17 bytes fit in a frame."""
 
 Level = tuple[int, int]
 """(price in units, shown total quantity)."""
@@ -118,11 +125,17 @@ def shown_top(book: MirrorBook) -> Top:
 
 
 def shown_depth(book: MirrorBook) -> Depth:
-    """The depth of a (consistent) mirror book, as shown."""
+    """The depth of a (consistent) mirror book, as shown: the best MAX_DEPTH_LEVELS levels of each side."""
     m = MAX_SHOWN_QUANTITY
+    bids = book.levels(BUY)
+    asks = book.levels(SELL)
+    if len(bids) > MAX_DEPTH_LEVELS:
+        del bids[MAX_DEPTH_LEVELS:]
+    if len(asks) > MAX_DEPTH_LEVELS:
+        del asks[MAX_DEPTH_LEVELS:]
     return Depth(
-        tuple((p, q if q <= m else m) for p, q in book.levels(BUY)),
-        tuple((p, q if q <= m else m) for p, q in book.levels(SELL)),
+        tuple((p, q if q <= m else m) for p, q in bids),
+        tuple((p, q if q <= m else m) for p, q in asks),
     )
 
 
