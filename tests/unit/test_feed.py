@@ -176,6 +176,35 @@ def test_reconnects_with_a_fresh_replay_after_the_order_book_restarts(tmp_path: 
     run(scenario)
 
 
+def test_an_owner_failing_on_reset_and_on_lost_does_not_end_the_feed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        component, port = await start_order_book(tmp_path)
+        owner = Owner()
+        told = owner.on_reset
+
+        def failing_reset(mirror: BookMirror) -> None:
+            told(mirror)
+            raise RuntimeError("owner bug on reset")
+
+        def failing_lost() -> None:
+            raise RuntimeError("owner bug on lost")
+
+        feed = feed_for(port, owner)
+        feed.on_reset, feed.on_lost = failing_reset, failing_lost
+        feed.start()
+        await owner.reset_event.wait()
+        owner.reset_event.clear()
+        await stop_order_book(component)
+        component, _ = await start_order_book(tmp_path, port)
+        await owner.reset_event.wait()  # reconnected after both callbacks failed
+        assert feed.connections == 2 and len(owner.resets) == 2
+        await feed.barrier()
+        await feed.stop()
+        await stop_order_book(component)
+
+    run(scenario)
+
+
 async def silent_server() -> tuple[asyncio.Server, int]:
     """Accepts connections and never answers anything."""
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -207,12 +208,20 @@ class Link:
             self.connections += 1
             self._up.set()
             self.log.info("connected to the %s at %s:%d", self.target, host, port)
-            self._went_up(client)
+            self._run_hook(self._went_up, client)
             await asyncio.wait((client.closed,))
             self.client = None
             self._up.clear()
             self.log.error("lost the connection to the %s; reconnecting", self.target)
-            self._went_down()
+            self._run_hook(self._went_down)
+
+    def _run_hook(self, hook: Callable[..., None], *args: Any) -> None:
+        """Call `_went_up`/`_went_down` (a feed calls its owner there): a failure is logged, and the
+        link goes on (it would otherwise never reconnect for the rest of the day)."""
+        try:
+            hook(*args)
+        except Exception:
+            self.log.exception("%s of the link to the %s failed", hook.__name__, self.target)
 
     # hooks ---------------------------------------------------------------
 
