@@ -111,16 +111,22 @@ def assert_consistent(message: Message) -> None:
         assert bids[0][0] < asks[0][0], f"crossed book: {message}"
 
 
-def next_book(client: SyncClient, cls: type[Message]) -> Any:
-    """The next message, which must be a consistent book message of class `cls`."""
-    message = client.receive_as(cls)
+def next_book(client: SyncClient, cls: type[Message] | tuple[type[Message], ...]) -> Any:
+    """The next message, which must be a consistent book message of class `cls` (or one of them)."""
+    message = client.receive()
+    assert isinstance(message, cls), f"expected {cls}, got {type(message).__name__}: {message}"
     assert_consistent(message)
     return message
 
 
-def drained(client: SyncClient) -> SyncClient:
-    """`client` after reading what is pending on it (its login's OnInstrument messages)."""
-    until_barrier(client)
+def drained(client: SyncClient, instruments: int) -> SyncClient:
+    """`client` after its OnInstrument for each of the day's `instruments` arrived, and nothing else.
+
+    Waits for each (test_info_confirmation.py checks that they come with the login).
+    """
+    for _ in range(instruments):
+        client.receive_as(info_pb2.OnInstrument)
+    assert until_barrier(client) == []
     return client
 
 
@@ -173,7 +179,8 @@ def test_on_instrument_for_each_instrument_created_later(info: Exchange) -> None
     create(info, "OLD")
     clients = [info.info(user) for user in ("alice", "bob")]
     for client in clients:
-        assert [m.instrument.symbol for m in until_barrier(client)] == ["OLD"]  # type: ignore[attr-defined]
+        assert client.receive_as(info_pb2.OnInstrument).instrument.symbol == "OLD"
+        assert until_barrier(client) == []
     later = [create(info, f"NEW{i}", 0.5, description=f"new {i}") for i in range(3)]
     for client in clients:
         for response in later:
@@ -197,16 +204,17 @@ def test_a_bare_order_book_is_no_instrument(info: Exchange) -> None:
     event = client.receive_as(info_pb2.OnInstrument)
     assert (event.instrument.symbol, event.order_book_id) == ("REAL", instrument.order_book_id)
     late = info.info("bob")
-    assert [(m.instrument.symbol, m.order_book_id) for m in until_barrier(late)] == [  # type: ignore[attr-defined]
-        ("REAL", instrument.order_book_id)
-    ]
+    # in creation order, the bare book's would come first
+    announced = late.receive_as(info_pb2.OnInstrument)
+    assert (announced.instrument.symbol, announced.order_book_id) == ("REAL", instrument.order_book_id)
+    assert until_barrier(late) == []
     assert until_barrier(client) == []
 
 
 def test_pushed_messages_go_only_to_logged_in_connections(info: Exchange) -> None:
     create(info, "ABC")
     anonymous = info.info(None)
-    watcher = drained(info.info())
+    watcher = drained(info.info(), 1)
     book = create(info, "DEF").order_book_id
     assert watcher.receive_as(info_pb2.OnInstrument).instrument.symbol == "DEF"
     subscribe(watcher, "DEF")
@@ -218,7 +226,7 @@ def test_pushed_messages_go_only_to_logged_in_connections(info: Exchange) -> Non
 def test_unknown_symbol_is_an_error(info: Exchange) -> None:
     create(info, "ABC")
     info.create_book()  # a bare book has no symbol to subscribe to
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     for symbol in ("NOPE", "abc", "", "ABC ", "2"):
         for kind in (TOP_OF_BOOK, PRICE_DEPTH_BOOK):
             client.send(
@@ -236,7 +244,7 @@ def test_unknown_symbol_is_an_error(info: Exchange) -> None:
 
 def test_unknown_subscription_type_is_an_error(info: Exchange) -> None:
     book = create(info, "ABC").order_book_id
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     for kind in (2, 7, 99, 2**31 - 1, -1):
         client.send(
             info_pb2.OrderBookSubscribeRequest(
@@ -247,7 +255,7 @@ def test_unknown_subscription_type_is_an_error(info: Exchange) -> None:
         assert response.request_id == 5 and response.error_message, kind
         assert until_barrier(client) == [], f"a message after the error for type {kind}"
     # A failed request changes nothing: a change of the book reaches a subscriber, not this client.
-    watcher = drained(info.info("bob"))
+    watcher = drained(info.info("bob"), 1)
     subscribe(watcher, "ABC", PRICE_DEPTH_BOOK)
     insert(info.order_book(), book, SELL, 10.0, 2)
     assert depth(next_book(watcher, info_pb2.OnPriceDepthBook)) == ([], [(10.0, 2)])
@@ -256,7 +264,7 @@ def test_unknown_subscription_type_is_an_error(info: Exchange) -> None:
 
 def test_response_then_snapshot_of_an_empty_book(info: Exchange) -> None:
     create(info, "ABC")
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     snapshot = subscribe(client, "ABC", TOP_OF_BOOK)
     assert isinstance(snapshot, info_pb2.OnTopOfBook)
     assert not snapshot.HasField("best_bid") and not snapshot.HasField("best_ask")
@@ -277,7 +285,7 @@ def test_response_then_snapshot_of_a_book_with_orders(info: Exchange) -> None:
         (SELL, 10.3, 5),
     ]:
         insert(trader, book, side, price, quantity)
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     # sent with send(): the response must be the very next message, the snapshot the one after
     client.send(info_pb2.OrderBookSubscribeRequest(request_id=41, instrument_symbol="ABC"))
     response = client.receive_as(info_pb2.OrderBookSubscribeResponse)
@@ -301,8 +309,8 @@ def test_an_update_when_what_it_shows_changes(info: Exchange) -> None:
     book = create(info, "ABC").order_book_id
     other_book = create(info, "OTHER").order_book_id
     trader = info.order_book()
-    tops = drained(info.info("alice"))
-    depths = drained(info.info("bob"))
+    tops = drained(info.info("alice"), 2)
+    depths = drained(info.info("bob"), 2)
     subscribe(tops, "ABC", TOP_OF_BOOK)
     subscribe(depths, "ABC", PRICE_DEPTH_BOOK)
     steps: list[tuple[Any, Top, Depth]] = [
@@ -324,7 +332,7 @@ def test_an_update_when_what_it_shows_changes(info: Exchange) -> None:
         assert depth(next_book(depths, info_pb2.OnPriceDepthBook)) == expected_depth, i
     # a change of another instrument's book sends nothing to these subscribers
     insert(trader, other_book, BUY, 1.0, 1)
-    watcher = drained(info.info("carol"))
+    watcher = drained(info.info("carol"), 2)
     subscribe(watcher, "OTHER", PRICE_DEPTH_BOOK)
     insert(trader, other_book, BUY, 2.0, 1)
     assert depth(next_book(watcher, info_pb2.OnPriceDepthBook)) == ([(2.0, 1), (1.0, 1)], [])
@@ -337,20 +345,21 @@ def test_a_change_below_the_top_sends_no_top_of_book(info: Exchange) -> None:
     trader = info.order_book()
     insert(trader, book, BUY, 10.0, 5)
     insert(trader, book, SELL, 11.0, 5)
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     assert top(subscribe(client, "ABC", TOP_OF_BOOK)) == ((10.0, 5), (11.0, 5))
-    depths = drained(info.info("bob"))
+    depths = drained(info.info("bob"), 1)
     subscribe(depths, "ABC", PRICE_DEPTH_BOOK)
+    # each change waited for: changes made at once may be conflated
     below = insert(trader, book, BUY, 9.0, 3)  # below the best bid
-    above = insert(trader, book, SELL, 12.0, 3)  # above the best ask
     assert depth(next_book(depths, info_pb2.OnPriceDepthBook)) == ([(10.0, 5), (9.0, 3)], [(11.0, 5)])
+    above = insert(trader, book, SELL, 12.0, 3)  # above the best ask
     assert depth(next_book(depths, info_pb2.OnPriceDepthBook)) == (
         [(10.0, 5), (9.0, 3)],
         [(11.0, 5), (12.0, 3)],
     )
     assert cancel(trader, book, below.order_id).error_message == ""
-    assert cancel(trader, book, above.order_id).error_message == ""
     assert depth(next_book(depths, info_pb2.OnPriceDepthBook)) == ([(10.0, 5)], [(11.0, 5), (12.0, 3)])
+    assert cancel(trader, book, above.order_id).error_message == ""
     assert depth(next_book(depths, info_pb2.OnPriceDepthBook)) == ([(10.0, 5)], [(11.0, 5)])
     # Then a change of the top: the top subscriber's next message is that one, none came before it.
     insert(trader, book, BUY, 10.5, 1)
@@ -361,7 +370,7 @@ def test_a_change_below_the_top_sends_no_top_of_book(info: Exchange) -> None:
 def test_subscribing_again_gives_a_fresh_snapshot(info: Exchange) -> None:
     book = create(info, "ABC").order_book_id
     trader = info.order_book()
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     for kind in (TOP_OF_BOOK, PRICE_DEPTH_BOOK):
         first = subscribe(client, "ABC", kind)
         again = subscribe(client, "ABC", kind)  # not an error: a fresh snapshot follows
@@ -372,9 +381,10 @@ def test_subscribing_again_gives_a_fresh_snapshot(info: Exchange) -> None:
     for kind, expected in ((TOP_OF_BOOK, ((10.0, 1), None)), (PRICE_DEPTH_BOOK, ([(10.0, 1)], []))):
         assert shown(subscribe(client, "ABC", kind)) == expected
     # one subscription per symbol and type, however often subscribed: one message per change
-    insert(trader, book, BUY, 10.0, 2)
-    insert(trader, book, BUY, 10.1, 3)
-    tops = [m for m in (client.receive() for _ in range(4)) if isinstance(m, info_pb2.OnTopOfBook)]
+    tops = []
+    for price, quantity in ((10.0, 2), (10.1, 3)):
+        insert(trader, book, BUY, price, quantity)
+        tops += [m for m in (client.receive(), client.receive()) if isinstance(m, info_pb2.OnTopOfBook)]
     assert [top(m) for m in tops] == [((10.0, 3), None), ((10.1, 3), None)]
     assert until_barrier(client) == []
 
@@ -382,7 +392,7 @@ def test_subscribing_again_gives_a_fresh_snapshot(info: Exchange) -> None:
 def test_both_types_on_one_symbol(info: Exchange) -> None:
     book = create(info, "ABC").order_book_id
     trader = info.order_book()
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     assert top(subscribe(client, "ABC", TOP_OF_BOOK)) == (None, None)
     assert depth(subscribe(client, "ABC", PRICE_DEPTH_BOOK)) == ([], [])
     insert(trader, book, SELL, 20.0, 7)
@@ -402,14 +412,12 @@ def test_both_types_on_one_symbol(info: Exchange) -> None:
 def test_top_of_book_shows_the_total_quantity_of_the_best_level(info: Exchange) -> None:
     book = create(info, "ABC").order_book_id
     trader = info.order_book()
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     subscribe(client, "ABC")
-    orders = [insert(trader, book, BUY, 10.0, q).order_id for q in (1, 2, 3)]
-    assert [top(next_book(client, info_pb2.OnTopOfBook)) for _ in orders] == [
-        ((10.0, 1), None),
-        ((10.0, 3), None),
-        ((10.0, 6), None),
-    ]
+    orders = []
+    for quantity, total in ((1, 1), (2, 3), (3, 6)):  # one order at a time: changes at once may be conflated
+        orders.append(insert(trader, book, BUY, 10.0, quantity).order_id)
+        assert top(next_book(client, info_pb2.OnTopOfBook)) == ((10.0, total), None)
     insert(trader, book, BUY, 9.0, 50)  # a worse level: no message
     insert(trader, book, SELL, 10.0, 2)  # fills the first order and 1 of the second
     assert client.receive_as(info_pb2.OnTrade).quantity == 1
@@ -440,7 +448,7 @@ def test_depth_shows_every_level_best_first(info: Exchange) -> None:
         (SELL, 10.01, 8),
     ]:
         insert(trader, book, side, price, quantity)
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     expected = ([(9.99, 6), (9.98, 3), (9.97, 1)], [(10.01, 14), (10.02, 7), (10.03, 5)])
     assert depth(subscribe(client, "ABC", PRICE_DEPTH_BOOK)) == expected
     insert(trader, book, SELL, 10.0, 1)
@@ -453,31 +461,56 @@ def test_depth_shows_every_level_best_first(info: Exchange) -> None:
 
 
 def test_prices_are_exact_four_decimal_doubles(info: Exchange) -> None:
-    created = create(info, "FINE", 0.0001)
-    coarse = create(info, "TENTH", 0.1)
+    """Each price is the double nearest its 4-decimal value: 12.3456, not 123456 * 0.0001 ==
+    12.345600000000001; 0.7, not 7 * 0.1 == 0.7000000000000001 (top, depth, trades, tick sizes)."""
+    fine = create(info, "FINE", 0.0001).order_book_id
+    coarse = create(info, "TENTH", 0.1).order_book_id
     trader = info.order_book()
     client = info.info()
-    ticks = {m.instrument.symbol: m.tick_size for m in until_barrier(client)}  # type: ignore[attr-defined]
+    ticks = {
+        m.instrument.symbol: m.tick_size for m in (client.receive_as(info_pb2.OnInstrument) for _ in "12")
+    }
     assert ticks == {"FINE": 0.0001, "TENTH": 0.1}
+    subscribe(client, "FINE", TOP_OF_BOOK)
     subscribe(client, "FINE", PRICE_DEPTH_BOOK)
-    subscribe(client, "TENTH", TOP_OF_BOOK)
-    insert(trader, created.order_book_id, BUY, 12.3456, 1)
-    insert(trader, created.order_book_id, SELL, 12.3457, 1)
-    insert(trader, created.order_book_id, BUY, 0.0003, 1)
-    assert depth(next_book(client, info_pb2.OnPriceDepthBook)) == ([(12.3456, 1)], [])
-    assert depth(next_book(client, info_pb2.OnPriceDepthBook)) == ([(12.3456, 1)], [(12.3457, 1)])
+
+    def both() -> dict[type[Message], Top | Depth]:
+        return {
+            type(m): shown(m) for m in (next_book(client, BOOK_MESSAGES), next_book(client, BOOK_MESSAGES))
+        }
+
+    insert(trader, fine, BUY, 12.3456, 1)
+    assert both() == {
+        info_pb2.OnTopOfBook: ((12.3456, 1), None),
+        info_pb2.OnPriceDepthBook: ([(12.3456, 1)], []),
+    }
+    insert(trader, fine, SELL, 12.3457, 1)
+    assert both()[info_pb2.OnTopOfBook] == ((12.3456, 1), (12.3457, 1))
+    insert(trader, fine, BUY, 0.0003, 1)  # below the best bid: the depth alone
     bids = depth(next_book(client, info_pb2.OnPriceDepthBook))[0]
     assert bids == [(12.3456, 1), (0.0003, 1)]
     assert bids[1][0] != 3 * 0.0001 and bids[0][0] != 123456 * 0.0001  # the nearest doubles, not products
-    for price in (0.3, 1.1, 0.7):  # 3 * 0.1 == 0.30000000000000004, 11 * 0.1 == 1.1000000000000001
-        insert(trader, coarse.order_book_id, SELL, price, 1)
+    insert(trader, fine, SELL, 12.3456, 1)
+    trade = client.receive_as(info_pb2.OnTrade)
+    assert (trade.instrument_symbol, trade.price, trade.aggressor_side) == ("FINE", 12.3456, SELL)
+    assert both() == {
+        info_pb2.OnTopOfBook: ((0.0003, 1), (12.3457, 1)),
+        info_pb2.OnPriceDepthBook: ([(0.0003, 1)], [(12.3457, 1)]),
+    }
+
+    subscribe(client, "TENTH", TOP_OF_BOOK)
+    for price in (0.3, 1.1, 0.7):
+        insert(trader, coarse, SELL, price, 1)
     assert top(next_book(client, info_pb2.OnTopOfBook)) == (None, (0.3, 1))  # the only change of the top
-    assert depth(subscribe(client, "TENTH", PRICE_DEPTH_BOOK)) == ([], [(0.3, 1), (0.7, 1), (1.1, 1)])
-    insert(trader, coarse.order_book_id, BUY, 1.1, 2)
+    insert(trader, coarse, BUY, 0.3, 1)
+    assert client.receive_as(info_pb2.OnTrade).price == 0.3
+    assert top(next_book(client, info_pb2.OnTopOfBook)) == (None, (0.7, 1))
+    assert depth(subscribe(client, "TENTH", PRICE_DEPTH_BOOK)) == ([], [(0.7, 1), (1.1, 1)])
+    insert(trader, coarse, BUY, 1.1, 2)
     trades = [client.receive_as(info_pb2.OnTrade) for _ in range(2)]
-    assert [(t.instrument_symbol, t.price) for t in trades] == [("TENTH", 0.3), ("TENTH", 0.7)]
+    assert [(t.instrument_symbol, t.price) for t in trades] == [("TENTH", 0.7), ("TENTH", 1.1)]
     got = {type(m): shown(m) for m in (client.receive(), client.receive())}
-    assert got == {info_pb2.OnTopOfBook: (None, (1.1, 1)), info_pb2.OnPriceDepthBook: ([], [(1.1, 1)])}
+    assert got == {info_pb2.OnTopOfBook: (None, None), info_pb2.OnPriceDepthBook: ([], [])}
     assert until_barrier(client) == []
 
 
@@ -494,16 +527,16 @@ def test_trades_reach_exactly_the_subscribers_before_the_book_update(info: Excha
     ]:
         insert(trader, book, side, price, quantity)
     insert(trader, other_book, SELL, 10.0, 1)
-    both = drained(info.info("alice"))
+    both = drained(info.info("alice"), 2)
     subscribe(both, "ABC", TOP_OF_BOOK)
     subscribe(both, "ABC", PRICE_DEPTH_BOOK)
-    depth_only = drained(info.info("bob"))
+    depth_only = drained(info.info("bob"), 2)
     subscribe(depth_only, "ABC", PRICE_DEPTH_BOOK)
-    top_only = drained(info.info("carol"))
+    top_only = drained(info.info("carol"), 2)
     subscribe(top_only, "ABC", TOP_OF_BOOK)
-    elsewhere = drained(info.info("dave"))
+    elsewhere = drained(info.info("dave"), 2)
     subscribe(elsewhere, "XYZ", PRICE_DEPTH_BOOK)
-    unsubscribed = drained(info.info("alice"))
+    unsubscribed = drained(info.info("alice"), 2)
 
     sweep = insert(trader, book, BUY, 10.02, 8)  # takes 2 + 4 at 10.01, then 2 of 3 at 10.02
     assert sweep.traded_quantity == 8 and len(sweep.trade_ids) == 3
@@ -542,7 +575,7 @@ def test_a_sell_sweep_that_rests_its_remainder(info: Exchange) -> None:
     for price, quantity in [(99.5, 1), (100.0, 2), (100.0, 3), (98.0, 4)]:
         insert(trader, book, BUY, price, quantity)
     insert(trader, book, SELL, 101.0, 6)
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     subscribe(client, "ABC", TOP_OF_BOOK)
     subscribe(client, "ABC", PRICE_DEPTH_BOOK)
     sweep = insert(trader, book, SELL, 99.5, 10)  # 2 + 3 at 100.0, 1 at 99.5, 4 rest at 99.5
@@ -566,7 +599,7 @@ def test_book_messages_never_show_a_crossed_book(info: Exchange) -> None:
     a change, every trade arrives once in order, and the last messages show the book as it is."""
     book = create(info, "ABC").order_book_id
     trader = info.order_book()
-    client = drained(info.info())
+    client = drained(info.info(), 1)
     subscribe(client, "ABC", TOP_OF_BOOK)
     subscribe(client, "ABC", PRICE_DEPTH_BOOK)
     expected_trades: list[int] = []

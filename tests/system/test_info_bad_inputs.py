@@ -60,7 +60,8 @@ class Market:
         self.book = exchange.create_instrument("ABC", 0.01)
         self.trader = exchange.order_book()
         self.client = exchange.info("bob")
-        until_barrier(self.client)
+        assert self.client.receive_as(info_pb2.OnInstrument).instrument.symbol == "ABC"
+        assert until_barrier(self.client) == []
         subscribe(self.client, "ABC", PRICE_DEPTH_BOOK)
         self.price = 10.0
 

@@ -4,8 +4,8 @@ Which rule each test covers:
 
 - once a client holds a successful CreateInstrumentResponse, info knows the symbol (never "unknown
   instrument"), 200 times across 4 parallel clients: `test_create_then_subscribe_at_once_in_parallel`;
-- a login right after a confirmed creation is announced that instrument, once:
-  `test_a_login_right_after_a_creation_is_announced_it`;
+- a login right after a confirmed creation is announced that instrument with the login (before the
+  answer to the next request on that connection), once: `test_a_login_right_after_a_creation_is_announced_it`;
 - the snapshot reflects every order-book change a client had been told of (an InsertOrderResponse or a
   CancelOrderResponse received) when the subscribe arrived, a few dozen times:
   `test_the_snapshot_reflects_every_change_already_told`.
@@ -14,6 +14,7 @@ Which rule each test covers:
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 from optivex.proto import admin_pb2, common_pb2, info_pb2
 
@@ -112,15 +113,14 @@ def test_a_login_right_after_a_creation_is_announced_it(info: Exchange) -> None:
             expect=admin_pb2.CreateInstrumentResponse,
         )
         market = info.info()
-        announced: dict[str, info_pb2.OnInstrument] = {}
-        while symbol not in announced:
-            message = market.receive_as(info_pb2.OnInstrument)
-            assert message.instrument.symbol not in announced, f"{message.instrument.symbol} announced twice"
-            announced[message.instrument.symbol] = message
-        assert sorted(announced) == sorted(f"L{i}" for i in range(n + 1))
+        # "one OnInstrument per existing instrument" after the login: the confirmed one included
+        burst = until_barrier(market)
+        assert all(isinstance(m, info_pb2.OnInstrument) for m in burst), burst
+        announced = {m.instrument.symbol: m for m in cast(list[info_pb2.OnInstrument], burst)}
+        assert len(announced) == len(burst), "an instrument announced twice"
+        assert sorted(announced) == sorted(f"L{i}" for i in range(n + 1)), f"round {n}: {sorted(announced)}"
         assert announced[symbol].order_book_id == response.order_book_id
         assert announced[symbol].created_timestamp == response.created_timestamp
-        assert until_barrier(market) == []
         market.close()
 
 
@@ -130,7 +130,8 @@ def test_the_snapshot_reflects_every_change_already_told(info: Exchange) -> None
     # Logged in and idle beforehand: each round's subscribe is sent the moment the change is told.
     markets = [info.info() for _ in range(SNAPSHOT_ROUNDS)]
     for market in markets:
-        until_barrier(market)
+        market.receive_as(info_pb2.OnInstrument)
+        assert until_barrier(market) == []
     bids: dict[int, tuple[float, int]] = {}  # order_id -> (price, quantity) of the resting bids
     for n, market in enumerate(markets):
         if n % 3 == 2 and bids:  # cancel the best bid
