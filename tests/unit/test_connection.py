@@ -383,9 +383,9 @@ def test_a_peer_that_drains_a_stream_in_time_is_not_dropped() -> None:
         producer = Producer(100_000, size=64)
         conn.stream(producer)
         await _until(lambda: transport.paused)
-        assert conn._drain_handle is not None
+        assert conn._stream_deadline is not None
         transport.drain()  # and it goes on reading: never paused again
-        assert conn._drain_handle is None  # the deadline is off
+        assert conn._stream_deadline is None  # the deadline is off
         await _until(lambda: not conn.streaming)
         assert not transport.closed and producer.next == 100_000
 

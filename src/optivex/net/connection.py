@@ -238,7 +238,7 @@ class Connection(asyncio.Protocol):
         """Output queued behind the active stream, in order (frames and further streams)."""
         self._deferred_bytes = 0
         self._stream_stall_timeout = stream_stall_timeout
-        self._drain_handle: asyncio.TimerHandle | None = None
+        self._stream_deadline: asyncio.TimerHandle | None = None
         """While a stream waits for its peer to drain: the STREAM_STALL_TIMEOUT deadline."""
         self._buffered = 0
         """Bytes of a partial frame counted in the process-wide input budget."""
@@ -371,11 +371,11 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._set_paused(writing=True)
         if self._stream is not None:
-            self._await_drain()
+            self._arm_stream_deadline()
 
     def resume_writing(self) -> None:
         self._set_paused(writing=False)
-        self._drained()
+        self._cancel_stream_deadline()
         if self._stream is not None and not self._stream_ready and not self.closed:
             self._stream_ready = True
             _streams.add(self)
@@ -457,23 +457,23 @@ class Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.set_write_buffer_limits(high=STREAM_HIGH_WATER)
         if self._write_paused:
-            self._await_drain()
+            self._arm_stream_deadline()
         elif not self._stream_ready:
             self._stream_ready = True
             _streams.add(self)
 
-    def _await_drain(self) -> None:
+    def _arm_stream_deadline(self) -> None:
         """The stream waits for the peer to drain: give it STREAM_STALL_TIMEOUT seconds (once armed)."""
-        if self._drain_handle is None and not self.closed:
-            self._drain_handle = self._loop.call_later(self._stream_stall_timeout, self._stream_stalled)
+        if self._stream_deadline is None and not self.closed:
+            self._stream_deadline = self._loop.call_later(self._stream_stall_timeout, self._stream_stalled)
 
-    def _drained(self) -> None:
-        if self._drain_handle is not None:
-            self._drain_handle.cancel()
-            self._drain_handle = None
+    def _cancel_stream_deadline(self) -> None:
+        if self._stream_deadline is not None:
+            self._stream_deadline.cancel()
+            self._stream_deadline = None
 
     def _stream_stalled(self) -> None:
-        self._drain_handle = None
+        self._stream_deadline = None
         if self._stream is None or self.closed or not self._write_paused:
             return
         self._log.warning(
@@ -523,7 +523,7 @@ class Connection(asyncio.Protocol):
             else:
                 self._start_stream(item)
                 return
-        self._drained()
+        self._cancel_stream_deadline()
         if self._transport is not None:
             self._transport.set_write_buffer_limits(high=self._pause_above)
         if self._closing and not self._in_progress:
@@ -531,7 +531,7 @@ class Connection(asyncio.Protocol):
 
     def _end_streams(self) -> None:
         """The connection is gone: release every stream, drop deferred output."""
-        self._drained()
+        self._cancel_stream_deadline()
         producer = self._stream
         self._stream = None
         if producer is not None:
