@@ -13,6 +13,7 @@ from optivex.app.config import parse_config
 from optivex.client import ClientSession
 from optivex.net import Connection
 from optivex.proto import common_pb2, sample_pb2
+from optivex.protocols import LOGIN_RESPONSE
 from optivex.wire import FrameDecoder, encode_frame
 
 EVENT = 99
@@ -24,6 +25,7 @@ class _Transport:
 
     def __init__(self) -> None:
         self.written = b""
+        self.closed = False
 
     def write(self, data: bytes) -> None:
         self.written += data
@@ -36,6 +38,12 @@ class _Transport:
 
     def resume_reading(self) -> None:
         """Reading resumes once the backlog is handled."""
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
 
 
 def _act(component: Component, reply: Reply, action: str) -> None:
@@ -240,3 +248,29 @@ def test_client_strings_are_logged_escaped_and_truncated(caplog: pytest.LogCaptu
     assert lines[0].startswith(repr(forged) + " logged in")  # one line, the newline escaped
     assert "\n" not in "".join(lines)
     assert "...(99936 more)" in lines[1] and len(lines[1]) < 200  # the refused second login
+
+
+class _FailingLogin(_Sync):
+    name = "failing-login"
+
+    def on_login(self, conn: Connection) -> None:
+        raise RuntimeError("on_login bug")
+
+
+def test_a_failing_on_login_closes_the_connection_after_its_login_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    component = _component(_FailingLogin)
+
+    async def run() -> tuple[Connection, _Transport]:
+        conn = Connection(component, component.log)
+        transport = _Transport()
+        conn._transport = transport  # type: ignore[assignment]
+        conn.data_received(ClientSession("sample").encode(common_pb2.LoginRequest(username="alice")))
+        return conn, transport
+
+    conn, transport = asyncio.run(run())
+    [(msg_type, payload)] = FrameDecoder().feed(transport.written)
+    assert msg_type == LOGIN_RESPONSE and not common_pb2.LoginResponse.FromString(payload).error_message
+    assert transport.closed and conn not in component.subscribers
+    assert any(r.exc_info and "on_login bug" in str(r.exc_info[1]) for r in caplog.records)

@@ -397,11 +397,19 @@ class Component:
         conn.user = request.username
         name = loggable(request.username) if request.username else "(anonymous)"
         self.log.info("%s logged in from %s", name, conn.peer)
-        self.on_login(conn)
+        try:
+            self.on_login(conn)
+        except Exception:
+            # Logged in but never subscribed, it would wait for events forever: closed, it can log in again.
+            conn.close("its login state could not be sent (a bug: the traceback follows)")
+            raise
         self.subscribers[conn] = None
 
     def on_login(self, conn: Connection) -> None:
-        """Hook: send a freshly logged-in connection the current state (before live events)."""
+        """Hook: send a freshly logged-in connection the current state (before live events).
+
+        If it raises, the connection is closed (after its LoginResponse) and the error logged.
+        """
 
 
 def setup_logging(name: str, config: ComponentConfig) -> logging.Logger:
