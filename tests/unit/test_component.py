@@ -9,7 +9,8 @@ import pytest
 
 from optivex.app.auth import NOT_LOGGED_IN
 from optivex.app.component import INTERNAL_ERROR, MAX_COMPLAINTS_PER_CONNECTION, Component, Reply, handles
-from optivex.app.config import parse_config
+from optivex.app.config import ComponentConfig, parse_config
+from optivex.app.users import User
 from optivex.client import ClientSession
 from optivex.net import Connection
 from optivex.proto import common_pb2, sample_pb2
@@ -274,3 +275,46 @@ def test_a_failing_on_login_closes_the_connection_after_its_login_response(
     assert msg_type == LOGIN_RESPONSE and not common_pb2.LoginResponse.FromString(payload).error_message
     assert transport.closed and conn not in component.subscribers
     assert any(r.exc_info and "on_login bug" in str(r.exc_info[1]) for r in caplog.records)
+
+
+class _LoginWaits(_Sync):
+    """Its login state waits for an event set by the test (as info's waits for the feed's barrier)."""
+
+    name = "login-waits"
+
+    def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
+        super().__init__(config, users, log)
+        self.ready = asyncio.Event()
+
+    async def before_login_state(self) -> None:
+        await self.ready.wait()
+
+    def on_login(self, conn: Connection) -> None:
+        conn.send(encode_frame(EVENT, b"state"))
+
+
+def test_a_login_state_that_waits_comes_before_the_answers_to_later_requests() -> None:
+    """LoginResponse at once; the state once before_login_state returns; the request sent right after the
+    login in the same read is handled only then; the connection receives events only from then on."""
+    component = _component(_LoginWaits)
+    assert isinstance(component, _LoginWaits)
+    session = ClientSession("sample")
+    data = session.encode(common_pb2.LoginRequest(username="alice")) + session.encode(_echo(7, "answer"))
+
+    async def run() -> list[int]:
+        conn = Connection(component, component.log)
+        transport = _Transport()
+        conn._transport = transport  # type: ignore[assignment]
+        conn.data_received(data)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        conn.flush()
+        early = [t for t, _ in FrameDecoder().feed(transport.written)]
+        assert early == [LOGIN_RESPONSE] and conn not in component.subscribers
+        component.ready.set()
+        while component._tasks or conn._queue:
+            await asyncio.sleep(0)
+        conn.flush()
+        return [t for t, _ in FrameDecoder().feed(transport.written)]
+
+    assert asyncio.run(run()) == [LOGIN_RESPONSE, EVENT, sample_pb2.ECHO_RESPONSE]

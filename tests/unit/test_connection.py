@@ -293,6 +293,21 @@ def test_held_requests_beyond_max_in_flight_wait_and_the_peer_is_not_read() -> N
     _run(test)
 
 
+def test_an_exclusive_hold_makes_every_further_frame_wait_until_released() -> None:
+    async def test() -> None:
+        handler = Recorder()
+        conn, transport = _connect(handler)
+        conn.hold(exclusive=True)
+        conn.data_received(_frames(3))
+        await _turns()
+        assert handler.seen == [] and not transport.reading
+        conn.release(exclusive=True)
+        await _turns()
+        assert len(handler.seen) == 3 and transport.reading
+
+    _run(test)
+
+
 def test_a_close_waits_for_held_requests() -> None:
     async def test() -> None:
         conn, transport = _connect(Recorder(hold=True))

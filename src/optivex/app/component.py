@@ -397,6 +397,28 @@ class Component:
         conn.user = request.username
         name = loggable(request.username) if request.username else "(anonymous)"
         self.log.info("%s logged in from %s", name, conn.peer)
+        if type(self).before_login_state is Component.before_login_state:
+            self._send_login_state(conn)
+            return
+        # The state waits for before_login_state; the connection's next requests wait for the state.
+        conn.hold(exclusive=True)
+
+        async def send_when_ready() -> None:
+            try:
+                await self.before_login_state()
+            except Exception as exc:
+                self.log.warning("login state for %s sent as it stands: %s", conn.peer, exc)
+            try:
+                if not conn.closed:
+                    self._send_login_state(conn)
+            finally:
+                conn.release(exclusive=True)
+
+        task = asyncio.get_running_loop().create_task(send_when_ready())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send_login_state(self, conn: Connection) -> None:
         try:
             self.on_login(conn)
         except Exception:
@@ -404,6 +426,14 @@ class Component:
             conn.close("its login state could not be sent (a bug: the traceback follows)")
             raise
         self.subscribers[conn] = None
+
+    async def before_login_state(self) -> None:
+        """Hook: awaited after a LoginResponse, before on_login sends the state (e.g. a feed's barrier).
+
+        Until then the connection gets no events, and its further requests wait.
+        If it raises, the state is sent as it stands (logged). Not overridden:
+        the state follows the LoginResponse at once.
+        """
 
     def on_login(self, conn: Connection) -> None:
         """Hook: send a freshly logged-in connection the current state (before live events).

@@ -180,6 +180,10 @@ class InfoComponent(Component):
 
     # clients ---------------------------------------------------------------
 
+    async def before_login_state(self) -> None:
+        """Every instrument confirmed to anyone is in the login's OnInstrument burst (section 4)."""
+        await self.feed.barrier()
+
     def on_login(self, conn: Connection) -> None:
         frames = [encode_instrument(view.listed) for view in self.market.views()]
         if frames:

@@ -592,24 +592,27 @@ class Connection(asyncio.Protocol):
         transport.close()
         self._loop.call_later(CLOSE_GRACE, transport.abort)
 
-    def hold(self) -> None:
+    def hold(self, exclusive: bool = False) -> None:
         """A request of this connection is in progress (its reply will come later).
 
         At MAX_IN_FLIGHT such requests the connection's further frames wait
-        and the peer is not read until one is released.
+        and the peer is not read until one is released. An ``exclusive`` hold
+        (a login whose state must go out before anything this connection asks
+        next) makes every further frame wait until it is released.
         """
-        self._in_progress += 1
-        if self._in_progress == MAX_IN_FLIGHT:
+        self._in_progress += MAX_IN_FLIGHT if exclusive else 1
+        if self._in_progress >= MAX_IN_FLIGHT:
             self._set_paused()
 
-    def release(self) -> None:
+    def release(self, exclusive: bool = False) -> None:
         """A request held by hold() was answered; a pending close may proceed, waiting frames resume."""
-        self._in_progress -= 1
+        before = self._in_progress
+        self._in_progress -= MAX_IN_FLIGHT if exclusive else 1
         if self._closing:
             if not self._in_progress and not self.closed and self._stream is None:
                 self._close_now()
             return
-        if self._in_progress == MAX_IN_FLIGHT - 1 and not self.closed:
+        if before >= MAX_IN_FLIGHT > self._in_progress and not self.closed:
             if self._queue:
                 self._loop.call_soon(self._turn)
             else:
