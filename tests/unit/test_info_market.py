@@ -3,12 +3,10 @@ case by case (sweeps, clamping, resets)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optivex.engine import BUY, SELL, Exchange, Fill, Rejected
+from optivex.engine import BUY, SELL, Exchange
 from optivex.feed.events import apply_event, load_event
 from optivex.feed.mirror import BookMirror, Instrument
 from optivex.info.market import (
@@ -25,18 +23,7 @@ from optivex.info.market import (
     TopUpdate,
     Trade,
 )
-from optivex.proto import common_pb2
-from optivex.proto import order_book_pb2 as pb
-from tests.unit.test_mirror_properties import (
-    Cancel,
-    Create,
-    Op,
-    book_created,
-    create_op,
-    insert_events,
-    operations,
-    replay,
-)
+from tests.unit.test_mirror_properties import Create, EngineDay, Insert, Op, create_op, operations, replay
 
 
 def engine_top(exchange: Exchange, book_id: int) -> Top:
@@ -59,57 +46,36 @@ def test_published_states_follow_the_engine(first: list[Create], ops: list[Op]) 
     """Every published book state is the engine's book at that point, never crossed, sent only when it
     changed; trades come in matching order, before the book update they caused; the last published state
     (what a snapshot shows) is always the engine's book."""
-    exchange = Exchange()
+    day = EngineDay()
+    exchange = day.exchange
     mirror = BookMirror()
     market = Market()
     assert market.reset(mirror) == []
-    instruments: dict[int, common_pb2.Instrument] = {}
     symbols: dict[int, str] = {}
     shown_top: dict[str, Top] = {}
     shown_depth: dict[str, Depth] = {}
-    issued: list[int] = []
-    clock = 1_000
     for op in [*first, *ops]:
-        clock += 1
+        step = day.run(op)
+        if step is None:
+            continue
+        book_id, clock, events, fills = step.book_id, step.clock, step.events, step.fills
         if isinstance(op, Create):
-            symbol = f"S{len(exchange.books()) + 1}" if op.named else None
-            info = exchange.create_book(op.tick, symbol, clock)
-            if symbol is not None:
-                instruments[info.book_id] = common_pb2.Instrument(symbol=symbol, currency="EUR")
-                symbols[info.book_id] = symbol
-            change = apply_event(mirror, book_created(exchange, info.book_id, instruments))
+            symbol = step.symbol
+            change = apply_event(mirror, events[0])
             assert change is not None
             announced = market.apply(change)
             if symbol is None:
                 assert announced == []
             else:
-                listed = Listed(symbol, info.book_id, clock, op.tick, Instrument(symbol, "", "EUR"))
+                symbols[book_id] = symbol
+                listed = Listed(symbol, book_id, clock, op.tick, Instrument(symbol, "", "EUR"))
                 assert announced == [listed]
                 shown_top[symbol], shown_depth[symbol] = EMPTY_TOP, EMPTY_DEPTH
             continue
-        books = exchange.books()
-        known = op.book < len(books)
-        book_id = books[op.book].book_id if known else op.book + 1
-        if isinstance(op, Cancel):
-            order_id = issued[op.pick % len(issued)] if issued and op.pick < 35 else op.pick + 1000
-            try:
-                exchange.cancel(book_id, order_id, clock)
-            except Rejected:
-                continue
-            events: list[object] = [pb.OnOrderCancelled(order_id=order_id, cancellation_timestamp=clock)]
-            fills: Sequence[Fill] = ()
-        else:
-            price = op.ticks * (books[op.book].tick if known else 1) + (1 if op.off_grid else 0)
-            try:
-                order, fills = exchange.insert(book_id, op.side, price, op.quantity, op.owner, clock)
-            except Rejected:
-                continue
-            issued.append(order.order_id)
-            events = list(insert_events(order, fills, clock))
-            side = op.side
+        side = op.side if isinstance(op, Insert) else 0
         published: list[Publication] = []
         for i, event in enumerate(events):
-            change = apply_event(mirror, event)  # type: ignore[arg-type]
+            change = apply_event(mirror, event)
             assert change is not None
             out = market.apply(change)
             if i < len(events) - 1:  # half a sweep: trades only, never a book state
@@ -142,7 +108,7 @@ def test_published_states_follow_the_engine(first: list[Create], ops: list[Op]) 
         assert view is not None and view.top == top and view.depth == depth
     # A feed that reconnects to the same day: nothing new to announce, nothing changed.
     fresh = BookMirror()
-    for event in replay(exchange, instruments):
+    for event in replay(exchange, day.instruments):
         load_event(fresh, event)
     assert market.reset(fresh) == []
     for book_id, symbol in symbols.items():

@@ -145,6 +145,63 @@ def replay(exchange: Exchange, instruments: dict[int, common_pb2.Instrument]) ->
     return events
 
 
+@dataclass
+class Step:
+    """What one operation did: the book it concerned, the events the order book sent for it, the fills."""
+
+    op: Op
+    book_id: int
+    clock: int
+    events: list[Message]
+    fills: Sequence[Fill] = ()
+    symbol: str | None = None
+    """The new book's symbol (Create only)."""
+
+
+class EngineDay:
+    """Runs generated operations on a real Exchange and builds the order book's events for each, as the
+    component does (the shared driver of the property tests that follow the order book)."""
+
+    def __init__(self) -> None:
+        self.exchange = Exchange()
+        self.instruments: dict[int, common_pb2.Instrument] = {}
+        self.issued: list[int] = []
+        self.clock = 1_000
+
+    def run(self, op: Op) -> Step | None:
+        """Carry out `op`; None when the engine rejected it (nothing was sent)."""
+        self.clock += 1
+        clock = self.clock
+        exchange = self.exchange
+        if isinstance(op, Create):
+            symbol = f"S{len(exchange.books()) + 1}" if op.named else None
+            info = exchange.create_book(op.tick, symbol, clock)
+            if symbol is not None:
+                self.instruments[info.book_id] = common_pb2.Instrument(symbol=symbol, currency="EUR")
+            event = book_created(exchange, info.book_id, self.instruments)
+            return Step(op, info.book_id, clock, [event], symbol=symbol)
+        books = exchange.books()
+        known = op.book < len(books)
+        book_id = books[op.book].book_id if known else op.book + 1
+        if isinstance(op, Insert):
+            price = op.ticks * (books[op.book].tick if known else 1) + (1 if op.off_grid else 0)
+            try:
+                order, fills = exchange.insert(book_id, op.side, price, op.quantity, op.owner, clock)
+            except Rejected:
+                return None
+            self.issued.append(order.order_id)
+            return Step(op, book_id, clock, insert_events(order, fills, clock), fills)
+        issued = self.issued
+        order_id = issued[op.pick % len(issued)] if issued and op.pick < 35 else op.pick + 1000
+        try:
+            exchange.cancel(book_id, order_id, clock)
+        except Rejected:
+            return None
+        return Step(
+            op, book_id, clock, [pb.OnOrderCancelled(order_id=order_id, cancellation_timestamp=clock)]
+        )
+
+
 def check_book(exchange: Exchange, mine: MirrorBook) -> None:
     book = exchange.book(mine.book_id)
     assert mine.consistent and not mine.pending_trades
@@ -169,61 +226,38 @@ def check_all(exchange: Exchange, mirror: BookMirror) -> None:
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(create_op, min_size=2, max_size=2), operations)
 def test_mirror_follows_the_engine(first: list[Create], ops: list[Op]) -> None:
-    exchange = Exchange()
+    day = EngineDay()
+    exchange = day.exchange
     mirror = BookMirror()
-    instruments: dict[int, common_pb2.Instrument] = {}
-    issued: list[int] = []
-    clock = 1_000
     for op in [*first, *ops]:
-        clock += 1
-        if isinstance(op, Create):
-            symbol = f"S{len(exchange.books()) + 1}" if op.named else None
-            info = exchange.create_book(op.tick, symbol, clock)
-            if symbol is not None:
-                instruments[info.book_id] = common_pb2.Instrument(symbol=symbol, currency="EUR")
-            change = apply_event(mirror, book_created(exchange, info.book_id, instruments))
-            assert change is not None and change.book_id == info.book_id
-            created = mirror.book(info.book_id)
-            assert created is not None and created.symbol == symbol
-            if symbol is not None:
-                assert mirror.book_by_symbol(symbol) is created
+        step = day.run(op)
+        if step is None:
             continue
-        books = exchange.books()
-        known = op.book < len(books)
-        book_id = books[op.book].book_id if known else op.book + 1
-        if isinstance(op, Insert):
-            price = op.ticks * (books[op.book].tick if known else 1) + (1 if op.off_grid else 0)
-            try:
-                order, fills = exchange.insert(book_id, op.side, price, op.quantity, op.owner, clock)
-            except Rejected:
-                continue
-            issued.append(order.order_id)
-            events = insert_events(order, fills, clock)
-            mine = mirror.book(book_id)
-            assert mine is not None
-            version = mine.version
-            for i, event in enumerate(events):
-                change = apply_event(mirror, event)
-                assert change is not None and change.version == version + i + 1
-                # Consistent only once the insert's last trade has arrived (section 3).
-                assert change.consistent == (i == len(events) - 1)
-                assert mine.consistent == (i == len(events) - 1)
-            check_book(exchange, mine)
-        else:
-            order_id = issued[op.pick % len(issued)] if issued and op.pick < 35 else op.pick + 1000
-            try:
-                exchange.cancel(book_id, order_id, clock)
-            except Rejected:
-                continue
-            change = apply_event(mirror, pb.OnOrderCancelled(order_id=order_id, cancellation_timestamp=clock))
-            assert change is not None and change.book_id == book_id and change.consistent
-            mine = mirror.book(book_id)
-            assert mine is not None
-            check_book(exchange, mine)
+        if isinstance(op, Create):
+            [event] = step.events
+            change = apply_event(mirror, event)
+            assert change is not None and change.book_id == step.book_id
+            created = mirror.book(step.book_id)
+            assert created is not None and created.symbol == step.symbol
+            if step.symbol is not None:
+                assert mirror.book_by_symbol(step.symbol) is created
+            continue
+        mine = mirror.book(step.book_id)
+        assert mine is not None
+        version = mine.version
+        last = len(step.events) - 1
+        for i, event in enumerate(step.events):
+            change = apply_event(mirror, event)
+            assert change is not None and change.book_id == step.book_id
+            assert change.version == version + i + 1
+            # Consistent only once the insert's last trade has arrived (section 3).
+            assert change.consistent == (i == last)
+            assert mine.consistent == (i == last)
+        check_book(exchange, mine)
     check_all(exchange, mirror)
     # A follower that logs in now rebuilds the same state from the replay.
     fresh = BookMirror()
-    for event in replay(exchange, instruments):
+    for event in replay(exchange, day.instruments):
         load_event(fresh, event)
     check_all(exchange, fresh)
     for book in fresh.books():
