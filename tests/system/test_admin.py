@@ -195,6 +195,7 @@ def test_silent_order_book_is_answered_within_the_deadline(exchange: Exchange) -
     assert "exists" in create(admin, "B").error_message
 
 
+@pytest.mark.xdist_group("heavy")
 def test_a_burst_of_30000_creates_in_one_write_is_answered_and_keeps_the_link(exchange: Exchange) -> None:
     count = 30_000
     description = "d" * MAX_DESCRIPTION  # the largest requests: about 31 MB in one write

@@ -25,6 +25,9 @@ from optivex.proto import order_book_pb2 as ob
 
 from .helpers import Exchange
 
+pytestmark = pytest.mark.xdist_group("heavy")
+"""Heavy (large days, floods, installs): one at a time on one worker, so the rest stay responsive."""
+
 ROOT = Path(__file__).resolve().parents[2]
 UV_SH = ROOT / "scripts" / "lib" / "uv.sh"
 SYSTEM_BIN_DIRS = ("/usr/bin", "/bin")

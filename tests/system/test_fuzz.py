@@ -15,6 +15,9 @@ from optivex.deploy import Deployment, load_deployment
 
 from .fuzzing import Fuzzer, FuzzLimits, verify
 
+pytestmark = pytest.mark.xdist_group("heavy")
+"""Heavy (large days, floods, installs): one at a time on one worker, so the rest stay responsive."""
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVED = sorted(load_deployment(ROOT / "deployment_config.json").protocols)
 SEED = 20261202

@@ -12,11 +12,16 @@ import struct
 import time
 from pathlib import Path
 
+import pytest
+
 from optivex.net.connection import FRAME_STALL_TIMEOUT, MAX_INPUT_BUFFERED
 from optivex.proto import order_book_pb2 as ob
 from optivex.wire import MAX_FRAME_LENGTH, encode_frame
 
 from .helpers import Exchange
+
+pytestmark = pytest.mark.xdist_group("heavy")
+"""Heavy (large days, floods, installs): one at a time on one worker, so the rest stay responsive."""
 
 CONNECTIONS = 250
 MISSING = 100

@@ -15,11 +15,16 @@ import random
 import socket
 from collections.abc import Iterator
 
+import pytest
+
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as ob
 from optivex.wire import READ_SIZE, FrameDecoder, encode_frame
 
 from .helpers import BUY, SELL, Exchange, insert
+
+pytestmark = pytest.mark.xdist_group("heavy")
+"""Heavy (large days, floods, installs): one at a time on one worker, so the rest stay responsive."""
 
 RESTING = 300_000
 WINDOW = 5_000
