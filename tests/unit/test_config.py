@@ -17,17 +17,7 @@ from optivex.app.config import (
     unknown_keys,
 )
 from optivex.schemas import COMPONENT_CONFIG, MAX_KEY_SHOWN, OPTIVEX_CONFIG, load_schema, nearest_key
-
-
-def _config(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "logLevel": "INFO",
-        "logDirectory": "/tmp/logs",
-        "listenOn": {"host": "127.0.0.1", "port": 0},
-        "dataFilePath": "/tmp/users.json",
-    }
-    base.update(overrides)
-    return base
+from tests.unit.test_app import _config
 
 
 def test_known_keys_are_the_contracts_and_optivexs() -> None:
