@@ -24,7 +24,10 @@ rebuilt from a fresh replay.
 this feed before now is applied to the mirror (and handed to the owner): a
 BarrierRequest on the feed's own connection, whose response comes after all
 of them. It raises ``Unavailable``/``NoAnswer`` (``app.dependents``) when the
-order book cannot be asked.
+order book cannot be asked. When a live barrier's response arrives the owner
+hears ``on_settled()`` first, before any waiter resumes: an owner that
+publishes in batches (info) publishes there, so whoever awaited the barrier
+finds everything before it published.
 
 Replay cost: each event is decoded once (protobuf) and applied in place; no
 per-event task, future or log call, and no change objects are handed out
@@ -54,6 +57,7 @@ from optivex.proto import order_book_pb2 as pb
 ChangeCallback = Callable[[Change], None]
 ResetCallback = Callable[[BookMirror], None]
 LostCallback = Callable[[], None]
+SettledCallback = Callable[[], None]
 
 
 @runtime_checkable
@@ -70,14 +74,27 @@ class FeedListener(Protocol):
         """The connection to the order book is lost; the feed reconnects by itself."""
 
 
+@runtime_checkable
+class SettlingFeedListener(FeedListener, Protocol):
+    """A FeedListener that also hears of each live barrier's response before its waiters resume."""
+
+    def feed_settled(self) -> None:
+        """Every event before a barrier's response is applied (and handed out): publish what waits."""
+
+
 class _FeedClient(AsyncClient):
     """An AsyncClient on which the order book's events skip the generic path (request matching,
-    event wrapping): decoded here and handed straight to ``on_message``, the feed."""
+    event wrapping): decoded here and handed straight to ``on_message``, the feed. A BarrierResponse
+    calls ``on_barrier`` before it resolves its request."""
+
+    on_barrier: Callable[[], None] | None = None
 
     def frame_received(self, conn: Connection, msg_type: int, payload: bytes) -> None:
         cls = EVENT_CLASSES.get(msg_type)
         callback = self.on_message
         if cls is None or callback is None:
+            if msg_type == pb.BARRIER_RESPONSE and self.on_barrier is not None:
+                self.on_barrier()
             super().frame_received(conn, msg_type, payload)
             return
         try:
@@ -106,6 +123,7 @@ class Feed(Link):
         on_change: ChangeCallback | None = None,
         on_reset: ResetCallback | None = None,
         on_lost: LostCallback | None = None,
+        on_settled: SettledCallback | None = None,
         **link: Any,
     ) -> None:
         super().__init__(target, address, "order_book", log, **link)
@@ -113,6 +131,7 @@ class Feed(Link):
         self.on_change = on_change
         self.on_reset = on_reset
         self.on_lost = on_lost
+        self.on_settled = on_settled
         self.mirror = BookMirror()
         """The mirror of the current connection once its replay is applied (empty before the first)."""
         self._building = self.mirror
@@ -138,6 +157,8 @@ class Feed(Link):
         self._live = False
         self._current = client
         self._building = BookMirror()
+        if isinstance(client, _FeedClient):
+            client.on_barrier = self._barrier_answered
         login = client.request(
             common_pb2.LoginRequest(username=self.username), self.deadline, expect=common_pb2.LoginResponse
         )
@@ -159,6 +180,13 @@ class Feed(Link):
         await barrier
         self.mirror = self._building
         self._live = True
+
+    def _barrier_answered(self) -> None:
+        if self._live and self.on_settled is not None:
+            try:
+                self.on_settled()
+            except Exception:  # the owner's bug: logged, and the barrier still answered
+                self.log.exception("on_settled failed")
 
     def _went_up(self, client: AsyncClient) -> None:
         self.log.info(
@@ -196,4 +224,6 @@ class Follows:
             feed.on_change = owner.feed_changed
             feed.on_reset = owner.feed_reset
             feed.on_lost = owner.feed_lost
+        if isinstance(owner, SettlingFeedListener):
+            feed.on_settled = owner.feed_settled
         return feed

@@ -2,16 +2,26 @@
 
 No asyncio, no protobuf: ``Market`` follows a ``feed.mirror.BookMirror``
 (``reset(mirror)`` with a whole fresh mirror, ``apply(change)`` with each
-live change already applied to it) and returns what info must publish, as
-plain data, in the order it must go out:
+live change already applied to it, ``settle()`` whenever the owner wants the
+books published) and returns what info must publish, as plain data, in the
+order it must go out:
 
-- ``Listed``: an instrument to announce (a book that has an instrument);
-- ``Trade``: one trade, in matching order, always before the book update it
-  caused (section 5);
-- ``TopUpdate`` / ``DepthUpdate``: a book's new top of book / depth, only at
-  consistent points (the mirror's ``consistent``: never half a sweep, so never
-  crossed) and only when what it shows changed;
+- ``Listed``: an instrument to announce (a book that has an instrument),
+  from ``apply`` at once;
+- ``Trade``: one trade, in matching order, from ``apply`` at once, so always
+  before the book update it caused (section 5);
+- ``TopUpdate`` / ``DepthUpdate``: a book's new top of book / depth, from
+  ``settle``: one per book changed since the last settle, only if the book
+  is consistent (the mirror's ``consistent``: never half a sweep, so never
+  crossed; a book half-way through a sweep waits for the next settle) and
+  only when what it shows changed;
 - ``Delisted``: a symbol that no longer exists after a reset (a new day).
+
+Book updates are coalesced (section 5 allows conflation under load): the
+owner settles once per batch of feed events (info: once per event-loop
+turn, and at each barrier), so a burst of changes to one book costs one
+top, one depth and one encoding, not one per change; a quiet book's every
+change is still published, since each arrives in a batch of its own.
 
 Each book's last published top and depth (``BookView``) are what a snapshot
 shows: a consistent state, even while the mirror is half-way through a sweep
@@ -107,6 +117,8 @@ class DepthUpdate(NamedTuple):
     symbol: str
     timestamp: int
     depth: Depth
+    previous: Depth
+    """The depth published before this one (what depth-limited subscriptions compare with)."""
 
 
 Publication = Listed | Delisted | Trade | TopUpdate | DepthUpdate
@@ -179,12 +191,14 @@ def _last_timestamp(book: MirrorBook) -> int:
 class Market:
     """The published state of every instrument; see the module docstring."""
 
-    __slots__ = ("_announced", "_mirror", "_symbols", "_views")
+    __slots__ = ("_announced", "_dirty", "_mirror", "_symbols", "_views")
 
     def __init__(self) -> None:
         self._mirror = BookMirror()
         self._views: dict[int, BookView] = {}
         self._symbols: dict[str, BookView] = {}
+        self._dirty: dict[int, int] = {}
+        """Books changed since they were last settled: book id -> timestamp of the latest change."""
         self._announced: set[tuple[int, int, str]] = set()
         """(book id, created timestamp, symbol) of every book announced so far (across resets)."""
 
@@ -197,6 +211,11 @@ class Market:
     def views(self) -> list[BookView]:
         """Every instrument, in creation order."""
         return list(self._views.values())
+
+    @property
+    def unsettled(self) -> bool:
+        """Whether some book changed since it was last published (``settle`` has work)."""
+        return bool(self._dirty)
 
     # ------------------------------------------------------------------ following the mirror
 
@@ -212,6 +231,7 @@ class Market:
         self._mirror = mirror
         self._views = {}
         self._symbols = {}
+        self._dirty = {}
         out: list[Publication] = []
         updates: list[Publication] = []
         for book in mirror.books():
@@ -234,21 +254,25 @@ class Market:
                 if before.top != view.top:
                     updates.append(TopUpdate(view.symbol, view.top_timestamp, view.top))
                 if before.depth != view.depth:
-                    updates.append(DepthUpdate(view.symbol, view.depth_timestamp, view.depth))
+                    updates.append(DepthUpdate(view.symbol, view.depth_timestamp, view.depth, before.depth))
         out.extend(Delisted(symbol) for symbol in old if symbol not in self._symbols)
         out.extend(updates)
         return out
 
     def apply(self, change: Change) -> list[Publication]:
-        """One live change, already applied to the mirror: what to publish, in order."""
-        view = self._views.get(change.book_id)
+        """One live change, already applied to the mirror: what to publish at once (trades, instruments).
+
+        The book's new state waits for ``settle``.
+        """
+        book_id = change.book_id
+        view = self._views.get(book_id)
         if view is None:
             if type(change) is BookCreated and change.instrument is not None:
                 return self._created(change, change.instrument)
             return []  # a book without an instrument: nothing of it is published
-        out: list[Publication] = []
+        self._dirty[book_id] = change.timestamp
         if type(change) is TradeApplied:
-            out.append(
+            return [
                 Trade(
                     view.symbol,
                     change.trade_id,
@@ -257,23 +281,39 @@ class Market:
                     change.quantity,
                     change.aggressor_side,
                 )
-            )
-        if not change.consistent:
-            return out  # half a sweep: the book is published once its last trade arrived
-        book = self._mirror.book(change.book_id)
-        if book is None:  # the mirror always has the book of a change it returned
-            return out
-        timestamp = change.timestamp
-        top = shown_top(book)
-        if top != view.top:
-            view.top = top
-            view.top_timestamp = timestamp
-            out.append(TopUpdate(view.symbol, timestamp, top))
-        depth = shown_depth(book)
-        if depth != view.depth:
-            view.depth = depth
-            view.depth_timestamp = timestamp
-            out.append(DepthUpdate(view.symbol, timestamp, depth))
+            ]
+        return []
+
+    def settle(self) -> list[Publication]:
+        """The new top and depth of each consistent book changed since the last settle, where they changed.
+
+        A book half-way through a sweep stays unsettled until a settle after its last trade.
+        """
+        dirty = self._dirty
+        if not dirty:
+            return []
+        self._dirty = {}
+        out: list[Publication] = []
+        mirror = self._mirror
+        for book_id, timestamp in dirty.items():
+            view = self._views[book_id]
+            book = mirror.book(book_id)
+            if book is None:  # the mirror always has the book of a change it returned
+                continue
+            if not book.consistent:
+                self._dirty[book_id] = timestamp
+                continue
+            top = shown_top(book)
+            if top != view.top:
+                view.top = top
+                view.top_timestamp = timestamp
+                out.append(TopUpdate(view.symbol, timestamp, top))
+            depth = shown_depth(book)
+            previous = view.depth
+            if depth != previous:
+                view.depth = depth
+                view.depth_timestamp = timestamp
+                out.append(DepthUpdate(view.symbol, timestamp, depth, previous))
         return out
 
     def _created(self, change: BookCreated, instrument: Instrument) -> list[Publication]:
