@@ -21,6 +21,7 @@ from optivex.instruments import MAX_USERNAME, instrument_error, tick_size_error
 from optivex.net import Connection
 from optivex.orderbook.replay import SNAPSHOT_ORDER_BUDGET, ReplaySnapshots
 from optivex.orderbook.stream import ReplayStream
+from optivex.orderbook.tape import Tape, page_error
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.units import price_to_units, tick_to_units, units_to_price
@@ -43,6 +44,8 @@ class OrderBookComponent(Component):
         self.instruments: dict[int, common_pb2.Instrument] = {}
         self.replays = ReplaySnapshots(self.exchange)
         """The snapshots of the login replays in progress (fills and cancels are reported to it)."""
+        self.tapes: dict[int, Tape] = {}
+        """book id -> its kept trades of the day (the TradesRequest extension, orderbook/tape.py)."""
 
     @handles(pb.CreateOrderBookRequest)
     def create_order_book(self, reply: Reply, request: pb.CreateOrderBookRequest) -> None:
@@ -67,6 +70,7 @@ class OrderBookComponent(Component):
                 request_id=request.request_id, order_book_id=book.book_id, timestamp=book.timestamp
             )
         )
+        self.tapes[book.book_id] = Tape()
         if instrument is not None:
             self.instruments[book.book_id] = instrument
             self.log.info(
@@ -94,9 +98,16 @@ class OrderBookComponent(Component):
         except Rejected as exc:
             reply.error(str(exc))
             return
-        if fills and self.replays.in_progress:
-            self.replays.note_fills(fills)
         order_id = order.order_id
+        if fills:
+            if self.replays.in_progress:
+                self.replays.note_fills(fills)
+            side = order.side
+            if side == BUY:
+                trades = [(f[0], timestamp, order_id, f[1], f[3], f[4], side) for f in fills]
+            else:
+                trades = [(f[0], timestamp, f[1], order_id, f[3], f[4], side) for f in fills]
+            self.tapes[order.book_id].record(trades)
         # Most orders trade nothing: a repeated field passed to the constructor,
         # even empty, costs about 1 us a message, so trade ids are added only when there are some.
         trade_ids = [fill[0] for fill in fills] if fills else None
@@ -163,6 +174,34 @@ class OrderBookComponent(Component):
         A login replay in progress included: the response is queued behind it (net.Connection.stream).
         """
         reply.send(pb.BarrierResponse(request_id=request.request_id))
+
+    @handles(pb.TradesRequest)
+    def trades(self, reply: Reply, request: pb.TradesRequest) -> None:
+        """The latest kept trades of a book below before_trade_id, oldest first (orderbook/tape.py)."""
+        tape = self.tapes.get(request.order_book_id)
+        if tape is None:
+            reply.error(f"unknown order book {request.order_book_id}")
+            return
+        error = page_error(request.before_trade_id, request.max_trades)
+        if error:
+            reply.error(error)
+            return
+        page = tape.page(request.before_trade_id, request.max_trades)
+        response = pb.TradesResponse(request_id=request.request_id, more=page.more, truncated=page.truncated)
+        book_id = request.order_book_id
+        add = response.trades.add
+        for trade_id, timestamp, buyer, seller, price, quantity, side in page.trades:
+            add(
+                trade_id=trade_id,
+                order_book_id=book_id,
+                timestamp=timestamp,
+                buy_order_id=buyer,
+                sell_order_id=seller,
+                price=units_to_price(price),
+                quantity=quantity,
+                aggressor_side=side,
+            )
+        reply.send(response)
 
     def on_login(self, conn: Connection) -> None:
         """Stream the state at login (books, then resting orders) as the client drains it, then live events.

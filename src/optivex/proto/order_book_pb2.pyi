@@ -25,6 +25,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CANCEL_ORDER_RESPONSE: _ClassVar[MessageType]
     BARRIER_REQUEST: _ClassVar[MessageType]
     BARRIER_RESPONSE: _ClassVar[MessageType]
+    TRADES_REQUEST: _ClassVar[MessageType]
+    TRADES_RESPONSE: _ClassVar[MessageType]
 LOGIN_REQUEST: MessageType
 LOGIN_RESPONSE: MessageType
 ON_ORDER_BOOK_CREATED: MessageType
@@ -39,6 +41,8 @@ CANCEL_ORDER_REQUEST: MessageType
 CANCEL_ORDER_RESPONSE: MessageType
 BARRIER_REQUEST: MessageType
 BARRIER_RESPONSE: MessageType
+TRADES_REQUEST: MessageType
+TRADES_RESPONSE: MessageType
 
 class OnOrderBookCreated(_message.Message):
     __slots__ = ("order_book_id", "tick_size", "instrument", "timestamp")
@@ -185,3 +189,29 @@ class BarrierResponse(_message.Message):
     request_id: int
     error_message: str
     def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class TradesRequest(_message.Message):
+    __slots__ = ("request_id", "order_book_id", "before_trade_id", "max_trades")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRADES_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    order_book_id: int
+    before_trade_id: int
+    max_trades: int
+    def __init__(self, request_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., before_trade_id: _Optional[int] = ..., max_trades: _Optional[int] = ...) -> None: ...
+
+class TradesResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "trades", "more", "truncated")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRADES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    trades: _containers.RepeatedCompositeFieldContainer[OnTrade]
+    more: bool
+    truncated: bool
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., trades: _Optional[_Iterable[_Union[OnTrade, _Mapping]]] = ..., more: _Optional[bool] = ..., truncated: _Optional[bool] = ...) -> None: ...
