@@ -26,17 +26,23 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61\x64min.proto\x12\x16optiver.exchange.admin\x1a\x0c\x63ommon.proto\"r\n\x17\x43reateInstrumentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x30\n\ninstrument\x18\x02 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\x12\x11\n\ttick_size\x18\x03 \x01(\x01\"w\n\x18\x43reateInstrumentResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x19\n\x11\x63reated_timestamp\x18\x03 \x01(\x03\x12\x15\n\rorder_book_id\x18\x04 \x01(\x03*s\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x1d\n\x19\x43REATE_INSTRUMENT_REQUEST\x10\n\x12\x1e\n\x1a\x43REATE_INSTRUMENT_RESPONSE\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61\x64min.proto\x12\x16optiver.exchange.admin\x1a\x0c\x63ommon.proto\"r\n\x17\x43reateInstrumentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x30\n\ninstrument\x18\x02 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\x12\x11\n\ttick_size\x18\x03 \x01(\x01\"w\n\x18\x43reateInstrumentResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x19\n\x11\x63reated_timestamp\x18\x03 \x01(\x03\x12\x15\n\rorder_book_id\x18\x04 \x01(\x03\"I\n\x16ListInstrumentsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x1b\n\x13\x61\x66ter_order_book_id\x18\x02 \x01(\x03\"\x91\x01\n\x17ListInstrumentsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12=\n\x0binstruments\x18\x03 \x03(\x0b\x32(.optiver.exchange.admin.ListedInstrument\x12\x0c\n\x04more\x18\x04 \x01(\x08\"\x89\x01\n\x10ListedInstrument\x12\x30\n\ninstrument\x18\x01 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\x12\x11\n\ttick_size\x18\x02 \x01(\x01\x12\x15\n\rorder_book_id\x18\x03 \x01(\x03\x12\x19\n\x11\x63reated_timestamp\x18\x04 \x01(\x03*\xb0\x01\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x1d\n\x19\x43REATE_INSTRUMENT_REQUEST\x10\n\x12\x1e\n\x1a\x43REATE_INSTRUMENT_RESPONSE\x10\x0b\x12\x1c\n\x18LIST_INSTRUMENTS_REQUEST\x10\x1e\x12\x1d\n\x19LIST_INSTRUMENTS_RESPONSE\x10\x1f\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGETYPE']._serialized_start=290
-  _globals['_MESSAGETYPE']._serialized_end=405
+  _globals['_MESSAGETYPE']._serialized_start=654
+  _globals['_MESSAGETYPE']._serialized_end=830
   _globals['_CREATEINSTRUMENTREQUEST']._serialized_start=53
   _globals['_CREATEINSTRUMENTREQUEST']._serialized_end=167
   _globals['_CREATEINSTRUMENTRESPONSE']._serialized_start=169
   _globals['_CREATEINSTRUMENTRESPONSE']._serialized_end=288
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=290
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=363
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=366
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=511
+  _globals['_LISTEDINSTRUMENT']._serialized_start=514
+  _globals['_LISTEDINSTRUMENT']._serialized_end=651
 # @@protoc_insertion_point(module_scope)
