@@ -6,12 +6,12 @@ When a test fails, the logs of its components are attached to the report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from optivex.deploy import Deployment, start_suite
+from optivex.deploy import ComponentSpec, Deployment, start_suite
 
 from .helpers import Exchange
 
@@ -31,13 +31,31 @@ def pytest_runtest_makereport(
 def deploy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str | None], Deployment]]:
     """Start the deployment of a suite (`deploy("order_book")`), or every component (`deploy(None)`);
     stopped after the test."""
-    started: list[Deployment] = []
-    request.node._deployments = started
+    started: list[Deployment] = request.node.__dict__.setdefault("_deployments", [])
 
     def start(suite: str | None) -> Deployment:
         deployment = start_suite(suite, tmp_path / f"deployment{len(started)}")
         started.append(deployment)
         return deployment
+
+    yield start
+    for deployment in started:
+        deployment.stop()
+
+
+@pytest.fixture
+def deploy_components(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[Iterable[ComponentSpec], Collection[str]], Deployment]]:
+    """Start a deployment of the given components (`deploy_components(specs, ())`), the ones named in
+    the second argument deferred (`Deployment.start`): a suite's entries with others added or changed
+    (`ComponentSpec.derive`: a second info process, a lowered bound). Stopped after the test."""
+    started: list[Deployment] = request.node.__dict__.setdefault("_deployments", [])
+
+    def start(components: Iterable[ComponentSpec], defer: Collection[str]) -> Deployment:
+        deployment = Deployment(components, tmp_path / f"deployment{len(started)}")
+        started.append(deployment)
+        return deployment.start(defer=defer)
 
     yield start
     for deployment in started:

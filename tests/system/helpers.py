@@ -32,9 +32,17 @@ class Exchange:
         for client in self.clients:
             client.close()
 
-    def connect(self, protocol: str, login: str | None = None, password: str | None = None) -> SyncClient:
-        """A client of `protocol`; logged in as `login` (password = username by default) if given."""
-        host, port = self.deployment.address(protocol)
+    def connect(
+        self, protocol: str, login: str | None = None, password: str | None = None, *, component: str = ""
+    ) -> SyncClient:
+        """A client of `protocol`; logged in as `login` (password = username by default) if given.
+
+        It connects to the protocol's provider, or to the component named `component` (one of several
+        info processes).
+        """
+        deployment = self.deployment
+        server = deployment.component(component) if component else deployment.provider(protocol)
+        host, port = server.address
         client = SyncClient(host, port, protocol, timeout=TIMEOUT)
         self.clients.append(client)
         if login is not None:
@@ -52,12 +60,13 @@ class Exchange:
     def admin(self, user: str = ADMIN_USER.username) -> SyncClient:
         return self.connect("admin", user)
 
-    def info(self, login: str | None = "alice") -> SyncClient:
-        """A client of the info protocol, logged in as `login` (password = username) unless None.
+    def info(self, login: str | None = "alice", component: str = "") -> SyncClient:
+        """A client of the info protocol, logged in as `login` (password = username) unless None; of the
+        info process named `component` if given.
 
         Its OnInstrument messages (one per existing instrument) follow the LoginResponse in `pending`.
         """
-        return self.connect("info", login)
+        return self.connect("info", login, component=component)
 
     def create_instrument(self, symbol: str, tick_size: float = 0.01, **fields: Any) -> int:
         """Create an instrument through admin; return its order_book_id."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,21 @@ class ComponentSpec:
         """Names of the components this one connects to, in config order."""
         targets: Mapping[str, Any] = self.config.get("connectTo", {})
         return tuple(targets)
+
+    def derive(self, name: str | None = None, config: Mapping[str, Any] | None = None) -> ComponentSpec:
+        """A copy of this entry under another `name` and/or with some top-level `config` keys replaced.
+
+        For a Deployment built in code: a second info process following the same order book (a
+        deployment config may not list two providers of a protocol, a Deployment may), or a component
+        with a lowered bound (`{"maxUnsentBytes": 262144}`).
+        """
+        return ComponentSpec(
+            name=self.name if name is None else name,
+            package_name=self.package_name,
+            protocols=self.protocols,
+            auth_required=self.auth_required,
+            config={**copy.deepcopy(self.config), **copy.deepcopy(dict(config or {}))},
+        )
 
 
 @dataclass(frozen=True)

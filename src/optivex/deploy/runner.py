@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -392,14 +392,18 @@ class Deployment:
 
     # lifecycle ---------------------------------------------------------
 
-    def start(self) -> Deployment:
+    def start(self, *, defer: Collection[str] = ()) -> Deployment:
         """Start every component in order, each ready (accepting TCP) before the next starts.
 
-        On failure the started ones are stopped and DeploymentError says which component failed,
-        its exit status and the tail of its stderr and log.
+        The components named in `defer` get their port but are not started: `start_component` starts
+        them later (a process that joins a running deployment, e.g. an info process that follows the
+        order book from the middle of the day). On failure the started ones are stopped and
+        DeploymentError says which component failed, its exit status and the tail of its stderr and log.
         """
         if self._running:
             raise DeploymentError("the deployment is already running")
+        for name in defer:
+            self.component(name)  # DeploymentError for a name that is not one of ours
         self.day += 1
         first = self.day == 1
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -422,7 +426,8 @@ class Deployment:
         self._running = True
         try:
             for comp in comps:
-                self._start_one(comp, may_move=fresh_ports)
+                if comp.name not in defer:
+                    self._start_one(comp, may_move=fresh_ports)
         except BaseException:
             self.stop()
             raise
@@ -474,12 +479,14 @@ class Deployment:
         return comp.poll()
 
     def start_component(self, name: str) -> None:
-        """Start a stopped component again on its port (its day begins anew); DeploymentError unless it
-        accepts connections within the readiness limit."""
+        """Start a stopped component again on its port (its day begins anew), or a deferred one (see
+        `start`) for the first time; DeploymentError unless it accepts connections within the readiness
+        limit. A deferred one that lost its ephemeral port meanwhile moves to a new one."""
         comp = self.component(name)
         if comp.process is not None and comp.poll() is None:
             raise DeploymentError(f"component {name!r} is still running")
-        self._start_one(comp, may_move=False)
+        first = comp.process is None and self.ports == "ephemeral"
+        self._start_one(comp, may_move=first)
 
     def restart(self) -> dict[str, int | None]:
         """Stop, then start again on the same ports: a new trading day. Returns the stop's exit codes."""
