@@ -5,12 +5,15 @@ the response to the requester and then events to every logged-in connection,
 each event encoded once. No login is needed to send requests (authRequired
 is false), but only logged-in connections receive events: on login they get
 the state of the day first (books, then resting orders in priority order).
+Each trade is also kept in its book's tape (orderbook/tape.py), which the
+TradesRequest extension pages through.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from time import time_ns
 
 from optivex.app.component import Component, Reply, handles, run_component
@@ -21,13 +24,28 @@ from optivex.instruments import MAX_USERNAME, instrument_error, tick_size_error
 from optivex.net import Connection
 from optivex.orderbook.replay import SNAPSHOT_ORDER_BUDGET, ReplaySnapshots
 from optivex.orderbook.stream import ReplayStream
-from optivex.orderbook.tape import Tape, page_error
+from optivex.orderbook.tape import Tape, TapeTrade, page_error
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.units import price_to_units, tick_to_units, units_to_price
 from optivex.wire import encode_frame
 
 USERNAME_TOO_LONG = f"on_behalf_of_username longer than {MAX_USERNAME} characters"
+
+
+def on_trade(make: Callable[..., pb.OnTrade], book_id: int, trade: TapeTrade) -> pb.OnTrade:
+    """The OnTrade of a trade of `book_id`, made by `make`: the class, or a repeated field's ``add``."""
+    trade_id, timestamp, buyer, seller, price, quantity, side = trade
+    return make(
+        trade_id=trade_id,
+        order_book_id=book_id,
+        timestamp=timestamp,
+        buy_order_id=buyer,
+        sell_order_id=seller,
+        price=units_to_price(price),
+        quantity=quantity,
+        aggressor_side=side,
+    )
 
 
 class OrderBookComponent(Component):
@@ -99,6 +117,7 @@ class OrderBookComponent(Component):
             reply.error(str(exc))
             return
         order_id = order.order_id
+        trades: Sequence[TapeTrade] = ()
         if fills:
             if self.replays.in_progress:
                 self.replays.note_fills(fills)
@@ -136,23 +155,8 @@ class OrderBookComponent(Component):
         if trade_ids:
             inserted.trade_ids.extend(trade_ids)
         events = [encode_frame(pb.ON_ORDER_INSERTED, inserted.SerializeToString())]
-        for trade_id, maker_id, _, price, quantity in fills:
-            buyer, seller = (order_id, maker_id) if side == BUY else (maker_id, order_id)
-            events.append(
-                encode_frame(
-                    pb.ON_TRADE,
-                    pb.OnTrade(
-                        trade_id=trade_id,
-                        order_book_id=book_id,
-                        timestamp=timestamp,
-                        buy_order_id=buyer,
-                        sell_order_id=seller,
-                        price=units_to_price(price),
-                        quantity=quantity,
-                        aggressor_side=side,  # type: ignore[arg-type]
-                    ).SerializeToString(),
-                )
-            )
+        for trade in trades:
+            events.append(encode_frame(pb.ON_TRADE, on_trade(pb.OnTrade, book_id, trade).SerializeToString()))
         self.broadcast_frames(events)
 
     @handles(pb.CancelOrderRequest)
@@ -190,17 +194,8 @@ class OrderBookComponent(Component):
         response = pb.TradesResponse(request_id=request.request_id, more=page.more, truncated=page.truncated)
         book_id = request.order_book_id
         add = response.trades.add
-        for trade_id, timestamp, buyer, seller, price, quantity, side in page.trades:
-            add(
-                trade_id=trade_id,
-                order_book_id=book_id,
-                timestamp=timestamp,
-                buy_order_id=buyer,
-                sell_order_id=seller,
-                price=units_to_price(price),
-                quantity=quantity,
-                aggressor_side=side,
-            )
+        for trade in page.trades:
+            on_trade(add, book_id, trade)
         reply.send(response)
 
     def on_login(self, conn: Connection) -> None:
