@@ -170,6 +170,33 @@ def subscribe(
     return snapshot
 
 
+def settle(client: SyncClient, quiet_symbol: str) -> list[Message]:
+    """Every message info had for `client` from the order-book changes confirmed so far (a barrier on
+    info's feed): the messages before the response to a subscription to `quiet_symbol`, an instrument
+    nothing trades (its snapshot, after the response, is dropped).
+
+    Info answers a subscription only after its feed's barrier, having published every change the order
+    book had sent it before. Waiting for this after each order-book request paces a driver so that no
+    two changes can be conflated.
+    """
+    request = info_pb2.OrderBookSubscribeRequest(
+        instrument_symbol=quiet_symbol, subscription_type=TOP_OF_BOOK
+    )
+    client.send(request)
+    before: list[Message] = []
+    while True:
+        message = client.receive()
+        if (
+            isinstance(message, info_pb2.OrderBookSubscribeResponse)
+            and message.request_id == request.request_id
+        ):
+            assert message.error_message == "", message
+            snapshot = client.receive_as(info_pb2.OnTopOfBook)
+            assert snapshot.instrument_symbol == quiet_symbol
+            return before
+        before.append(message)
+
+
 BUY = common_pb2.BUY
 SELL = common_pb2.SELL
 TOP_OF_BOOK = info_pb2.TOP_OF_BOOK
@@ -187,6 +214,7 @@ __all__ = [
     "barrier_request",
     "cancel",
     "insert",
+    "settle",
     "subscribe",
     "until_barrier",
 ]

@@ -47,9 +47,14 @@ class OrderBookDay:
         self.trades: dict[str, list[ob.OnTrade]] = {}
         """Per symbol, its trades in matching order."""
 
-    def catch_up(self) -> OrderBookDay:
-        """Apply every event the order book sent this connection before it answered a barrier."""
+    def catch_up(self, states: bool = True) -> OrderBookDay:
+        """Apply every event the order book sent this connection before it answered a barrier.
+
+        With `states` False only each book's state at the end is recorded, not every state on the way
+        (a set-up of thousands of orders on one book would cost a copy of the book per order).
+        """
         mirror = self.mirror
+        touched: dict[str, MirrorBook] = {}
         for event in until_barrier(self.client):
             change = apply_event(mirror, event)
             if change is None:
@@ -62,11 +67,20 @@ class OrderBookDay:
             trades = self.trades.setdefault(symbol, [])
             if isinstance(event, ob.OnTrade):
                 trades.append(event)
-            if book.consistent:
-                top, depth = shown_by(book)
-                _record(self.tops.setdefault(symbol, []), top, len(trades))
-                _record(self.depths.setdefault(symbol, []), depth, len(trades))
+            if not states:
+                touched[symbol] = book
+            elif book.consistent:
+                self._record(symbol, book)
+        for symbol, book in touched.items():
+            assert book.consistent, f"{symbol} is in the middle of a sweep after a barrier"
+            self._record(symbol, book)
         return self
+
+    def _record(self, symbol: str, book: MirrorBook) -> None:
+        top, depth = shown_by(book)
+        trades = len(self.trades.get(symbol, ()))
+        _append_new(self.tops.setdefault(symbol, []), top, trades)
+        _append_new(self.depths.setdefault(symbol, []), depth, trades)
 
     def top(self, symbol: str) -> Top:
         """The top of book as it is now (as of the last `catch_up`)."""
@@ -79,7 +93,7 @@ class OrderBookDay:
         return [t.trade_id for t in self.trades.get(symbol, [])]
 
 
-def _record(states: list[tuple[S, int]], state: S, trades: int) -> None:
+def _append_new(states: list[tuple[S, int]], state: S, trades: int) -> None:
     if not states or states[-1][0] != state:
         states.append((state, trades))
 

@@ -8,7 +8,7 @@ has traded (`Deployment.start(defer=...)`, then `start_component`).
 
 - `test_paced_streams_are_identical_message_by_message`: each order-book request waited for on
   every subscriber (a subscription to an instrument nothing trades is answered after info's feed
-  barrier, `settle`), so no two changes can be conflated: both processes send exactly the same
+  barrier, helpers.settle), so no two changes can be conflated: both processes send exactly the same
   messages, step by step, and they are right (the order book's own account, `OrderBookDay`). The
   late process then shows the same instruments and books, and follows later changes the same way.
 - `test_pipelined_streams_differ_only_by_conflation`: requests pipelined with nobody reading, so
@@ -46,6 +46,7 @@ from .helpers import (
     SyncClient,
     cancel,
     insert,
+    settle,
     subscribe,
     until_barrier,
 )
@@ -55,7 +56,7 @@ from .test_info import BOOK_MESSAGES, assert_consistent, shown
 SECOND = "info_b"
 LATE = "info_late"
 PACE = "PACE"
-"""An instrument nothing trades: subscribing to it is answered after info's feed barrier (`settle`)."""
+"""An instrument nothing trades: `settle`'s barrier on info's feed subscribes to it."""
 BookType = type[info_pb2.OnTopOfBook] | type[info_pb2.OnPriceDepthBook]
 MESSAGE_OF: dict[int, BookType] = {
     TOP_OF_BOOK: info_pb2.OnTopOfBook,
@@ -76,29 +77,6 @@ def scaled(deploy_components: Deploy) -> Iterator[Exchange]:
         yield exchange
 
 
-def settle(client: SyncClient) -> list[Message]:
-    """Every message info had for `client` from the order-book changes confirmed so far.
-
-    Info answers a subscription only after its feed's barrier, having published every change the
-    order book had sent it before: the messages before the response are those (then the PACE
-    snapshot follows, which is dropped).
-    """
-    request = info_pb2.OrderBookSubscribeRequest(instrument_symbol=PACE, subscription_type=TOP_OF_BOOK)
-    client.send(request)
-    before: list[Message] = []
-    while True:
-        message = client.receive()
-        if (
-            isinstance(message, info_pb2.OrderBookSubscribeResponse)
-            and message.request_id == request.request_id
-        ):
-            assert message.error_message == "", message
-            snapshot = client.receive_as(info_pb2.OnTopOfBook)
-            assert snapshot.instrument_symbol == PACE
-            return before
-        before.append(message)
-
-
 @dataclass
 class Subscriber:
     """One info connection, what it subscribes to, and everything it received (snapshots included)."""
@@ -115,7 +93,7 @@ class Subscriber:
                 self.received.append(subscribe(self.client, symbol, kind))
 
     def settle(self) -> list[Message]:
-        messages = settle(self.client)
+        messages = settle(self.client, PACE)
         self.received += messages
         self.steps.append(messages)
         return messages
