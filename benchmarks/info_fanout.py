@@ -44,7 +44,7 @@ info's subscribers). First, a baseline of the same minutes: the order book
 alone with one plain listener process (orderbook_tcp.py's), the same
 saturated driver, until the listener holds every event.
 
-    uv run python benchmarks/info_fanout.py [--subscribers 20,100] [--stalled 10] [--orders 40000]
+    uv run python benchmarks/info_fanout.py [--subscribers 20,100] [--stalled 10] [--orders 60000]
     uv run python benchmarks/info_fanout.py --quick      # a smoke run with small numbers
 """
 
@@ -71,6 +71,7 @@ from typing import Any
 
 from orderbook_tcp import Listeners
 from orderbook_tcp import insert as random_insert
+from replay_load import _status
 
 from optivex.client import ClientSession, SyncClient
 from optivex.deploy import (
@@ -96,6 +97,8 @@ PACED_TICK = 0.001
 """Seconds between the paced driver's batches."""
 SETUP_TIMEOUT = 60.0
 """Seconds the subscriber process has to log every client in and take every snapshot."""
+COMPONENT_START_TIMEOUT = 10.0
+"""Seconds each component has to accept connections (the runner's 2 s is tight on a busy 2-core machine)."""
 DONE_TIMEOUT = 300.0
 """Seconds every reading subscriber has, once the driver is done, to hold the final book."""
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -441,14 +444,6 @@ class Driver:
 # --- runs -------------------------------------------------------------------------------------------
 
 
-def _status(pid: int, key: str) -> int:
-    """A VmXXX figure of /proc/<pid>/status, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
 def slow_consumer_drops(component: RunningComponent) -> int:
     """How many connections the component's logs say it dropped as slow consumers."""
     count = 0
@@ -550,7 +545,7 @@ def info_run(args: argparse.Namespace, reading: int, stalled: int) -> Run:
     """One fresh deployment: S reading (and `stalled` never-reading) subscribers, both phases."""
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        deployment = stack.enter_context(start_suite("info", tmp))
+        deployment = stack.enter_context(start_suite("info", tmp, start_timeout=COMPONENT_START_TIMEOUT))
         admin = SyncClient(*deployment.address("admin"), "admin", timeout=30)
         stack.callback(admin.close)
         admin.login(ADMIN_USER.username, ADMIN_USER.password)
@@ -594,7 +589,8 @@ def baseline(args: argparse.Namespace) -> None:
     spec = load_deployment(default_deployment_path()).provider("order_book")
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        deployment = stack.enter_context(Deployment([spec], Path(tmp)).start())
+        deployment = Deployment([spec], Path(tmp), start_timeout=COMPONENT_START_TIMEOUT)
+        stack.enter_context(deployment.start())
         host, port = deployment.address("order_book")
         listeners = Listeners(port, 1)
         stack.callback(listeners.stop)
@@ -624,8 +620,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
     """The table of every run so far, and what its columns mean."""
     print()
     header = (
-        f"{'S':>4} {'stalled':>7} {'events':>8} {'events/s':>8} {'driver ev/s':>11} {'lag sat.':>11} "
-        f"{'paced ev/s':>10} {'lag paced':>10} {'frames/sub':>10} {'CPU% ob/info/sub':>16} "
+        f"{'S':>4} {'stalled':>7} {'events':>8} {'events/s':>8} {'driver ev/s':>11} {'lag sat.':>13} "
+        f"{'paced ev/s':>10} {'lag paced':>12} {'frames/sub':>10} {'CPU% ob/info/sub':>16} "
         f"{'info RSS MB':>15} {'drops':>6}"
     )
     print(header)
@@ -638,7 +634,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         drops = f"{run.feed_drops}/{run.info_drops}/{paced.dropped}"
         print(
             f"{run.reading:>4} {run.stalled:>7} {sat.events:>8,} {sat.rate:>8,.0f} {sat.driver_rate:>11,.0f} "
-            f"{sat.lag():>11} {paced.driver_rate:>10,.0f} {paced.lag():>10} {frames:>10,.0f} {cpu:>16} "
+            f"{sat.lag():>13} {paced.driver_rate:>10,.0f} {paced.lag():>12} {frames:>10,.0f} {cpu:>16} "
             f"{rss:>15} {drops:>6}"
         )
     sampled = min(args.lag_sample, *(r.reading for r in runs))
@@ -664,11 +660,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", default="20,100", help="reading subscriber counts, one run each")
     parser.add_argument("--stalled", type=int, default=10, help="never-reading subscribers of the second run")
-    parser.add_argument("--orders", type=int, default=40_000, help="inserts of the saturated phase")
+    parser.add_argument("--orders", type=int, default=60_000, help="inserts of the saturated phase")
     parser.add_argument("--window", type=int, default=1000, help="requests per window (two in flight)")
     parser.add_argument("--paced-rate", type=float, default=20_000, help="requests/s of the paced phase")
     parser.add_argument("--paced-seconds", type=float, default=3.0)
     parser.add_argument("--lag-sample", type=int, default=5, help="subscribers whose lag is measured")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each (S, stalled)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the order-book-alone baseline")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args()
@@ -682,8 +679,9 @@ def main() -> None:
     try:
         for reading in (int(s) for s in args.subscribers.split(",")):
             for stalled in sorted({0, args.stalled}):
-                runs.append(info_run(args, reading, stalled))
-                print(f"  run done: S={reading}, stalled={stalled}", flush=True)
+                for _ in range(args.repeat):
+                    runs.append(info_run(args, reading, stalled))
+                    print(f"  run done: S={reading}, stalled={stalled}", flush=True)
     finally:
         if runs:
             report(runs, args)
