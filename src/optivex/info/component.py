@@ -14,6 +14,10 @@ subscribers. Any number of info processes can follow one order book.
   timestamp: the order book's timestamp of the change that made it what it
   is, the book's creation while it is unchanged), then a message whenever
   what it shows changes. Subscribing again gets a fresh snapshot.
+- Optivex extensions: OrderBookSubscribeRequest.depth_limit (PRICE_DEPTH_BOOK
+  shows the best N levels of each side, updated only when those change) and
+  OrderBookUnsubscribeRequest; a connection's subscribes and unsubscribes
+  take effect in the order it sent them (``_in_turn``).
 - OnTrade once per trade to each connection subscribed to the instrument
   (whatever its kinds), before the book update it caused.
 - While the order book is unreachable a subscription waits up to
@@ -54,8 +58,9 @@ from optivex.app.dependents import LinkError
 from optivex.app.users import User
 from optivex.feed.follower import Feed, Follows
 from optivex.feed.mirror import BookMirror, Change
-from optivex.info.fanout import KINDS, PRICE_DEPTH_BOOK, TOP_OF_BOOK, Fanout
+from optivex.info.fanout import KIND_NAMES, KINDS, PRICE_DEPTH_BOOK, TOP_OF_BOOK, Fanout, best_levels
 from optivex.info.market import (
+    MAX_DEPTH_LEVELS,
     BookView,
     Delisted,
     Depth,
@@ -130,11 +135,12 @@ def encode_trade(trade: Trade) -> bytes:
     return encode_frame(pb.ON_TRADE, message.SerializeToString())
 
 
-def snapshot(view: BookView, kind: int) -> tuple[Top | Depth, bytes]:
-    """The state a new subscription of `kind` shows, and its frame."""
+def snapshot(view: BookView, kind: int, limit: int = 0) -> tuple[Top | Depth, bytes]:
+    """The state a new subscription of `kind` (with depth limit `limit`) shows, and its frame."""
     if kind == TOP_OF_BOOK:
         return view.top, encode_top(view.symbol, view.top_timestamp, view.top)
-    return view.depth, encode_depth(view.symbol, view.depth_timestamp, view.depth)
+    depth = best_levels(view.depth, limit)
+    return depth, encode_depth(view.symbol, view.depth_timestamp, depth)
 
 
 class InfoComponent(Component):
@@ -149,6 +155,8 @@ class InfoComponent(Component):
         self.feed = cast(Feed, self.links["order_book"])
         self.market = Market()
         self.fanout = Fanout()
+        self._changing: dict[Connection, asyncio.Future[None]] = {}
+        """Per connection, the completion of its latest subscribe/unsubscribe in progress (``_in_turn``)."""
         self._settled_at = 0.0
         """Loop time of the last publication of book messages."""
         self._settle_scheduled = False
@@ -205,8 +213,8 @@ class InfoComponent(Component):
                     fanout.book(p.symbol, TOP_OF_BOOK, p.top, encode_top(p.symbol, p.timestamp, p.top))
             elif type(p) is DepthUpdate:
                 if fanout.wants(p.symbol, PRICE_DEPTH_BOOK):
-                    frame = encode_depth(p.symbol, p.timestamp, p.depth)
-                    fanout.book(p.symbol, PRICE_DEPTH_BOOK, p.depth, frame)
+                    # one frame per depth limit whose shown levels changed (fanout.depth)
+                    fanout.depth(p.symbol, p.depth, partial(encode_depth, p.symbol, p.timestamp))
             elif type(p) is Trade:
                 if fanout.has_members(p.symbol):
                     fanout.trade(p.symbol, encode_trade(p))
@@ -236,21 +244,74 @@ class InfoComponent(Component):
         if kind not in KINDS:
             reply.error(f"unknown subscription type {kind}")
             return
-        try:
-            await self.feed.barrier()
-        except LinkError as exc:
-            reply.error(str(exc))
+        limit = request.depth_limit
+        if limit < 0:
+            reply.error(f"depth_limit {limit} is negative (0: every level, N > 0: the best N levels)")
             return
-        symbol = request.instrument_symbol
-        view = self.market.view(symbol)
-        if view is None:
-            reply.error(f"unknown instrument {loggable(symbol)}")
+        if limit and kind != PRICE_DEPTH_BOOK:
+            reply.error(f"depth_limit {limit} applies to PRICE_DEPTH_BOOK only")
             return
-        reply.send(pb.OrderBookSubscribeResponse(request_id=request.request_id))
+        if limit >= MAX_DEPTH_LEVELS:
+            limit = 0  # a depth never shows more levels: the same subscription as every level
         conn = reply.conn
-        if not conn.closed:
-            state, frame = snapshot(view, kind)
-            self.fanout.subscribe(conn, symbol, kind, state, frame)
+        earlier, done = self._in_turn(conn)
+        try:
+            try:
+                await self.feed.barrier()
+            except LinkError as exc:
+                reply.error(str(exc))
+                return
+            if earlier is not None and not earlier.done():
+                await asyncio.wait((earlier,))
+            symbol = request.instrument_symbol
+            view = self.market.view(symbol)
+            if view is None:
+                reply.error(f"unknown instrument {loggable(symbol)}")
+                return
+            reply.send(pb.OrderBookSubscribeResponse(request_id=request.request_id))
+            if not conn.closed:
+                state, frame = snapshot(view, kind, limit)
+                self.fanout.subscribe(conn, symbol, kind, state, frame, limit)
+        finally:
+            self._turn_done(conn, done)
+
+    @handles(pb.OrderBookUnsubscribeRequest)
+    async def unsubscribe(self, reply: Reply, request: pb.OrderBookUnsubscribeRequest) -> None:
+        """End one subscription: nothing more of it is sent after the response (Optivex extension)."""
+        conn = reply.conn
+        earlier, done = self._in_turn(conn)
+        try:
+            if earlier is not None and not earlier.done():
+                await asyncio.wait((earlier,))
+            kind = int(request.subscription_type)
+            if kind not in KINDS:
+                reply.error(f"unknown subscription type {kind}")
+                return
+            symbol = request.instrument_symbol
+            if not self.fanout.unsubscribe(conn, symbol, kind):
+                reply.error(f"not subscribed to {loggable(symbol)} {KIND_NAMES[kind]}")
+                return
+            reply.send(pb.OrderBookUnsubscribeResponse(request_id=request.request_id))
+        finally:
+            self._turn_done(conn, done)
+
+    def _in_turn(self, conn: Connection) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
+        """A subscribe/unsubscribe of `conn` starts: (the completion of its previous one still in
+        progress, or None; this one's, for ``_turn_done``).
+
+        Their effects are applied in the order the connection sent them (a subscribe waits for the
+        feed's barrier, so an unsubscribe sent right after it would otherwise find nothing to end);
+        called before the handler's first await, so in the order the requests were dispatched.
+        """
+        earlier = self._changing.get(conn)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._changing[conn] = done
+        return earlier, done
+
+    def _turn_done(self, conn: Connection, done: asyncio.Future[None]) -> None:
+        done.set_result(None)
+        if self._changing.get(conn) is done:
+            del self._changing[conn]
 
 
 def main() -> None:

@@ -26,29 +26,33 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\ninfo.proto\x12\x15optiver.exchange.info\x1a\x0c\x63ommon.proto\"\x85\x01\n\x0cOnInstrument\x12\x30\n\ninstrument\x18\x01 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\x12\x19\n\x11\x63reated_timestamp\x18\x02 \x01(\x03\x12\x11\n\ttick_size\x18\x03 \x01(\x01\x12\x15\n\rorder_book_id\x18\x04 \x01(\x03\"\x8e\x01\n\x19OrderBookSubscribeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x42\n\x11subscription_type\x18\x03 \x01(\x0e\x32\'.optiver.exchange.info.SubscriptionType\"G\n\x1aOrderBookSubscribeResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"-\n\nPriceLevel\x12\r\n\x05price\x18\x01 \x01(\x01\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"\xa5\x01\n\x0bOnTopOfBook\x12\x19\n\x11instrument_symbol\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x33\n\x08\x62\x65st_bid\x18\x03 \x01(\x0b\x32!.optiver.exchange.info.PriceLevel\x12\x33\n\x08\x62\x65st_ask\x18\x04 \x01(\x0b\x32!.optiver.exchange.info.PriceLevel\"\xa2\x01\n\x10OnPriceDepthBook\x12\x19\n\x11instrument_symbol\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12/\n\x04\x62ids\x18\x03 \x03(\x0b\x32!.optiver.exchange.info.PriceLevel\x12/\n\x04\x61sks\x18\x04 \x03(\x0b\x32!.optiver.exchange.info.PriceLevel\"\x9a\x01\n\x07OnTrade\x12\x10\n\x08trade_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12.\n\x0e\x61ggressor_side\x18\x06 \x01(\x0e\x32\x16.optiver.exchange.Side*\xc7\x01\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x11\n\rON_INSTRUMENT\x10\x02\x12 \n\x1cORDER_BOOK_SUBSCRIBE_REQUEST\x10\x14\x12!\n\x1dORDER_BOOK_SUBSCRIBE_RESPONSE\x10\x15\x12\x12\n\x0eON_TOP_OF_BOOK\x10\x16\x12\x17\n\x13ON_PRICE_DEPTH_BOOK\x10\x17\x12\x0c\n\x08ON_TRADE\x10\x18*9\n\x10SubscriptionType\x12\x0f\n\x0bTOP_OF_BOOK\x10\x00\x12\x14\n\x10PRICE_DEPTH_BOOK\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\ninfo.proto\x12\x15optiver.exchange.info\x1a\x0c\x63ommon.proto\"\x85\x01\n\x0cOnInstrument\x12\x30\n\ninstrument\x18\x01 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\x12\x19\n\x11\x63reated_timestamp\x18\x02 \x01(\x03\x12\x11\n\ttick_size\x18\x03 \x01(\x01\x12\x15\n\rorder_book_id\x18\x04 \x01(\x03\"\xa3\x01\n\x19OrderBookSubscribeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x42\n\x11subscription_type\x18\x03 \x01(\x0e\x32\'.optiver.exchange.info.SubscriptionType\x12\x13\n\x0b\x64\x65pth_limit\x18\x64 \x01(\x05\"G\n\x1aOrderBookSubscribeResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\x90\x01\n\x1bOrderBookUnsubscribeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x42\n\x11subscription_type\x18\x03 \x01(\x0e\x32\'.optiver.exchange.info.SubscriptionType\"I\n\x1cOrderBookUnsubscribeResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"-\n\nPriceLevel\x12\r\n\x05price\x18\x01 \x01(\x01\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"\xa5\x01\n\x0bOnTopOfBook\x12\x19\n\x11instrument_symbol\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x33\n\x08\x62\x65st_bid\x18\x03 \x01(\x0b\x32!.optiver.exchange.info.PriceLevel\x12\x33\n\x08\x62\x65st_ask\x18\x04 \x01(\x0b\x32!.optiver.exchange.info.PriceLevel\"\xa2\x01\n\x10OnPriceDepthBook\x12\x19\n\x11instrument_symbol\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12/\n\x04\x62ids\x18\x03 \x03(\x0b\x32!.optiver.exchange.info.PriceLevel\x12/\n\x04\x61sks\x18\x04 \x03(\x0b\x32!.optiver.exchange.info.PriceLevel\"\x9a\x01\n\x07OnTrade\x12\x10\n\x08trade_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12.\n\x0e\x61ggressor_side\x18\x06 \x01(\x0e\x32\x16.optiver.exchange.Side*\x90\x02\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x11\n\rON_INSTRUMENT\x10\x02\x12 \n\x1cORDER_BOOK_SUBSCRIBE_REQUEST\x10\x14\x12!\n\x1dORDER_BOOK_SUBSCRIBE_RESPONSE\x10\x15\x12\x12\n\x0eON_TOP_OF_BOOK\x10\x16\x12\x17\n\x13ON_PRICE_DEPTH_BOOK\x10\x17\x12\x0c\n\x08ON_TRADE\x10\x18\x12\"\n\x1eORDER_BOOK_UNSUBSCRIBE_REQUEST\x10(\x12#\n\x1fORDER_BOOK_UNSUBSCRIBE_RESPONSE\x10)*9\n\x10SubscriptionType\x12\x0f\n\x0bTOP_OF_BOOK\x10\x00\x12\x14\n\x10PRICE_DEPTH_BOOK\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'info_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGETYPE']._serialized_start=943
-  _globals['_MESSAGETYPE']._serialized_end=1142
-  _globals['_SUBSCRIPTIONTYPE']._serialized_start=1144
-  _globals['_SUBSCRIPTIONTYPE']._serialized_end=1201
+  _globals['_MESSAGETYPE']._serialized_start=1186
+  _globals['_MESSAGETYPE']._serialized_end=1458
+  _globals['_SUBSCRIPTIONTYPE']._serialized_start=1460
+  _globals['_SUBSCRIPTIONTYPE']._serialized_end=1517
   _globals['_ONINSTRUMENT']._serialized_start=52
   _globals['_ONINSTRUMENT']._serialized_end=185
   _globals['_ORDERBOOKSUBSCRIBEREQUEST']._serialized_start=188
-  _globals['_ORDERBOOKSUBSCRIBEREQUEST']._serialized_end=330
-  _globals['_ORDERBOOKSUBSCRIBERESPONSE']._serialized_start=332
-  _globals['_ORDERBOOKSUBSCRIBERESPONSE']._serialized_end=403
-  _globals['_PRICELEVEL']._serialized_start=405
-  _globals['_PRICELEVEL']._serialized_end=450
-  _globals['_ONTOPOFBOOK']._serialized_start=453
-  _globals['_ONTOPOFBOOK']._serialized_end=618
-  _globals['_ONPRICEDEPTHBOOK']._serialized_start=621
-  _globals['_ONPRICEDEPTHBOOK']._serialized_end=783
-  _globals['_ONTRADE']._serialized_start=786
-  _globals['_ONTRADE']._serialized_end=940
+  _globals['_ORDERBOOKSUBSCRIBEREQUEST']._serialized_end=351
+  _globals['_ORDERBOOKSUBSCRIBERESPONSE']._serialized_start=353
+  _globals['_ORDERBOOKSUBSCRIBERESPONSE']._serialized_end=424
+  _globals['_ORDERBOOKUNSUBSCRIBEREQUEST']._serialized_start=427
+  _globals['_ORDERBOOKUNSUBSCRIBEREQUEST']._serialized_end=571
+  _globals['_ORDERBOOKUNSUBSCRIBERESPONSE']._serialized_start=573
+  _globals['_ORDERBOOKUNSUBSCRIBERESPONSE']._serialized_end=646
+  _globals['_PRICELEVEL']._serialized_start=648
+  _globals['_PRICELEVEL']._serialized_end=693
+  _globals['_ONTOPOFBOOK']._serialized_start=696
+  _globals['_ONTOPOFBOOK']._serialized_end=861
+  _globals['_ONPRICEDEPTHBOOK']._serialized_start=864
+  _globals['_ONPRICEDEPTHBOOK']._serialized_end=1026
+  _globals['_ONTRADE']._serialized_start=1029
+  _globals['_ONTRADE']._serialized_end=1183
 # @@protoc_insertion_point(module_scope)

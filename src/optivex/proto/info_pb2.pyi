@@ -19,6 +19,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ON_TOP_OF_BOOK: _ClassVar[MessageType]
     ON_PRICE_DEPTH_BOOK: _ClassVar[MessageType]
     ON_TRADE: _ClassVar[MessageType]
+    ORDER_BOOK_UNSUBSCRIBE_REQUEST: _ClassVar[MessageType]
+    ORDER_BOOK_UNSUBSCRIBE_RESPONSE: _ClassVar[MessageType]
 
 class SubscriptionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +34,8 @@ ORDER_BOOK_SUBSCRIBE_RESPONSE: MessageType
 ON_TOP_OF_BOOK: MessageType
 ON_PRICE_DEPTH_BOOK: MessageType
 ON_TRADE: MessageType
+ORDER_BOOK_UNSUBSCRIBE_REQUEST: MessageType
+ORDER_BOOK_UNSUBSCRIBE_RESPONSE: MessageType
 TOP_OF_BOOK: SubscriptionType
 PRICE_DEPTH_BOOK: SubscriptionType
 
@@ -48,6 +52,26 @@ class OnInstrument(_message.Message):
     def __init__(self, instrument: _Optional[_Union[_common_pb2.Instrument, _Mapping]] = ..., created_timestamp: _Optional[int] = ..., tick_size: _Optional[float] = ..., order_book_id: _Optional[int] = ...) -> None: ...
 
 class OrderBookSubscribeRequest(_message.Message):
+    __slots__ = ("request_id", "instrument_symbol", "subscription_type", "depth_limit")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    instrument_symbol: str
+    subscription_type: SubscriptionType
+    depth_limit: int
+    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., subscription_type: _Optional[_Union[SubscriptionType, str]] = ..., depth_limit: _Optional[int] = ...) -> None: ...
+
+class OrderBookSubscribeResponse(_message.Message):
+    __slots__ = ("request_id", "error_message")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class OrderBookUnsubscribeRequest(_message.Message):
     __slots__ = ("request_id", "instrument_symbol", "subscription_type")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
@@ -57,7 +81,7 @@ class OrderBookSubscribeRequest(_message.Message):
     subscription_type: SubscriptionType
     def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., subscription_type: _Optional[_Union[SubscriptionType, str]] = ...) -> None: ...
 
-class OrderBookSubscribeResponse(_message.Message):
+class OrderBookUnsubscribeResponse(_message.Message):
     __slots__ = ("request_id", "error_message")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
