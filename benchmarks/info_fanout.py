@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import fcntl
 import itertools
 import multiprocessing
 import os
@@ -60,7 +61,9 @@ import random
 import selectors
 import socket
 import statistics
+import struct
 import tempfile
+import termios
 import time
 import traceback
 from dataclasses import dataclass
@@ -128,7 +131,34 @@ class Subscriber:
     fresh: bool = False
     """`book` changed since it was last compared with the final book."""
     frames: int = 0
+    received: int = 0
+    """Bytes received."""
     dropped: bool = False
+
+
+@dataclass
+class Seen:
+    """What the subscriber process reports once every reading subscriber holds the final book."""
+
+    done: float
+    """time.monotonic() then (the same clock in every process of the machine)."""
+    lags: list[int]
+    """Nanoseconds from each sampled book message's timestamp to its arrival, since sampling started."""
+    frames: list[int]
+    """Frames each reading subscriber received since its login."""
+    received: list[int]
+    """Bytes each reading subscriber received since its login."""
+    queued: list[int]
+    """Bytes unread in each stalled subscriber's socket (what info sent it before it backed up)."""
+    dropped: int
+    """Reading subscribers info disconnected."""
+    cpu: float
+    """CPU seconds of the subscriber process so far."""
+
+
+def _unread(sock: socket.socket) -> int:
+    """Bytes received by the kernel for `sock` and not read yet."""
+    return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0]  # type: ignore[no-any-return]
 
 
 def _setup_frame(sub: Subscriber, msg_type: int, payload: bytes) -> None:
@@ -157,9 +187,7 @@ def subscribe_all(host: str, port: int, reading: int, stalled: int, lag_sample: 
     Commands on `control`: ("start",) clears the lag samples and starts sampling (answered ("started",
     CPU seconds of this process));
     ("pause",) stops sampling; ("final", price, quantity) names the final book: once every reading
-    subscriber's latest book is exactly that bid alone, it answers ("done", monotonic time, lag samples
-    in ns, frames received per reading subscriber, reading subscribers dropped, CPU seconds);
-    ("stop",) ends it.
+    subscriber's latest book is exactly that bid alone, it answers ("done", Seen); ("stop",) ends it.
     Any failure is sent as ("error", traceback).
     """
     try:
@@ -212,8 +240,16 @@ def _subscribe_all(host: str, port: int, reading: int, stalled: int, lag_sample:
     def answer_if_done() -> None:
         nonlocal final
         if final is not None and not pending:
-            frames = [s.frames for s in readers]
-            control.send(("done", time.monotonic(), lags, frames, dropped, time.process_time()))
+            seen = Seen(
+                time.monotonic(),
+                lags,
+                [s.frames for s in readers],
+                [s.received for s in readers],
+                [_unread(s.sock) for s in subs[reading:]],
+                dropped,
+                time.process_time(),
+            )
+            control.send(("done", seen))
             final = None
 
     while True:
@@ -256,6 +292,7 @@ def _subscribe_all(host: str, port: int, reading: int, stalled: int, lag_sample:
             if sub.decoder.error is not None:
                 raise RuntimeError(f"info sent a bad frame: {sub.decoder.error}")
             sub.frames += len(frames)
+            sub.received += len(data)
             if sub.state:
                 while frames and sub.state:
                     _setup_frame(sub, *frames.pop(0))
@@ -315,11 +352,11 @@ class SubscriberProcess:
     def pause_sampling(self) -> None:
         self.control.send(("pause",))
 
-    def wait_final(self, quantity: int) -> tuple[float, list[int], list[int], int, float]:
-        """(when every reading subscriber held the final book, lag samples, frames each, dropped, CPU s)."""
+    def wait_final(self, quantity: int) -> Seen:
+        """Name the final book (the marker bid of `quantity`); what was seen once every reader held it."""
         self.control.send(("final", MARKER_PRICE, quantity))
-        _, done, lags, frames, dropped, cpu = self.expect("done", DONE_TIMEOUT)
-        return done, lags, frames, dropped, cpu
+        seen: Seen = self.expect("done", DONE_TIMEOUT)[1]
+        return seen
 
     def stop(self) -> None:
         if self.proc.is_alive():
@@ -469,11 +506,7 @@ class Phase:
     """Seconds from the first send until the driver's teardown was answered."""
     seconds: float
     """Seconds from the first send until every reading subscriber held the final book."""
-    lags: list[int]
-    frames: list[int]
-    """Frames each reading subscriber had received by then (since its login)."""
-    dropped: int
-    """Reading subscribers info had disconnected by then."""
+    seen: Seen
     cpu: tuple[float, float, float]
     """CPU use in % of one core over `seconds`: the order book, info, the subscriber process."""
 
@@ -486,7 +519,7 @@ class Phase:
         return self.events / self.sent
 
     def lag(self) -> str:
-        ordered = sorted(self.lags)
+        ordered = sorted(self.seen.lags)
         return f"{percentile(ordered, 50):.1f}/{percentile(ordered, 99):.1f}"
 
 
@@ -534,11 +567,11 @@ def phase(
         subscribers.pause_sampling()  # the teardown's burst is not the paced rate's lag
     driver.finish(marker_quantity)
     sent = time.monotonic() - started
-    done, lags, frames, dropped, reader_cpu_after = subscribers.wait_final(marker_quantity)
-    seconds = done - started
+    seen = subscribers.wait_final(marker_quantity)
+    seconds = seen.done - started
     ob, info = ((cpu_seconds(pid) - before) / seconds * 100 for pid, before in zip(pids, cpu, strict=True))
-    usage = (ob, info, (reader_cpu_after - reader_cpu) / seconds * 100)
-    return Phase(driver.events - events_before, sent, seconds, lags, frames, dropped, usage)
+    usage = (ob, info, (seen.cpu - reader_cpu) / seconds * 100)
+    return Phase(driver.events - events_before, sent, seconds, seen, usage)
 
 
 def info_run(args: argparse.Namespace, reading: int, stalled: int) -> Run:
@@ -621,21 +654,24 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
     print()
     header = (
         f"{'S':>4} {'stalled':>7} {'events':>8} {'events/s':>8} {'driver ev/s':>11} {'lag sat.':>13} "
-        f"{'paced ev/s':>10} {'lag paced':>12} {'frames/sub':>10} {'CPU% ob/info/sub':>16} "
+        f"{'paced ev/s':>10} {'lag paced':>12} {'frames/sub':>10} {'MB/sub':>6} {'stalled KB':>10} "
+        f"{'CPU% ob/info/sub':>16} "
         f"{'info RSS MB':>15} {'drops':>6}"
     )
     print(header)
     print("-" * len(header))
     for run in runs:
         sat, paced = run.saturated, run.paced
-        frames = statistics.mean(sat.frames) if sat.frames else 0
+        frames = statistics.mean(sat.seen.frames) if sat.seen.frames else 0
+        megabytes = statistics.mean(paced.seen.received) / 1e6 if paced.seen.received else 0
+        queued = f"{statistics.mean(paced.seen.queued) / 1e3:,.0f}" if paced.seen.queued else "-"
         cpu = "/".join(f"{c:.0f}" for c in sat.cpu)
         rss = f"{run.rss_before / 1e6:.0f}->{run.rss_after / 1e6:.0f} ({run.hwm / 1e6:.0f})"
-        drops = f"{run.feed_drops}/{run.info_drops}/{paced.dropped}"
+        drops = f"{run.feed_drops}/{run.info_drops}/{paced.seen.dropped}"
         print(
             f"{run.reading:>4} {run.stalled:>7} {sat.events:>8,} {sat.rate:>8,.0f} {sat.driver_rate:>11,.0f} "
-            f"{sat.lag():>13} {paced.driver_rate:>10,.0f} {paced.lag():>12} {frames:>10,.0f} {cpu:>16} "
-            f"{rss:>15} {drops:>6}"
+            f"{sat.lag():>13} {paced.driver_rate:>10,.0f} {paced.lag():>12} {frames:>10,.0f} "
+            f"{megabytes:>6.1f} {queued:>10} {cpu:>16} {rss:>15} {drops:>6}"
         )
     sampled = min(args.lag_sample, *(r.reading for r in runs))
     print(
@@ -647,7 +683,9 @@ events: the saturated phase's order-book events ({args.orders:,} inserts, window
 lag sat. / lag paced: p50/p99 ms, book message received - its order-book timestamp, on {sampled}
   sampled subscribers; paced: {args.paced_rate:,.0f} requests/s asked for {args.paced_seconds:g} s
   (paced ev/s: the events/s achieved), its teardown left out.
-frames/sub: frames each reading subscriber received in the saturated phase (books are conflated).
+frames/sub: frames each reading subscriber received in the saturated phase (books are conflated);
+  MB/sub: bytes each received in both phases; stalled KB: bytes each stalled subscriber's socket
+  holds unread at the end (what info sent it before its buffers filled; the rest was conflated).
 CPU%: of one core, saturated phase: the order book / info / the subscriber process.
 info RSS: VmRSS before the driver started -> at the end (peak VmHWM).
 drops: the order book's feed to info / info's subscribers / reading subscribers, dropped as slow
