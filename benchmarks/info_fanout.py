@@ -507,8 +507,8 @@ class Phase:
     seconds: float
     """Seconds from the first send until every reading subscriber held the final book."""
     seen: Seen
-    cpu: tuple[float, float, float]
-    """CPU use in % of one core over `seconds`: the order book, info, the subscriber process."""
+    cpu: tuple[float, float, float, float]
+    """CPU use in % of one core over `seconds`: the order book, info, the subscriber process, the driver."""
 
     @property
     def rate(self) -> float:
@@ -558,6 +558,7 @@ def phase(
     """
     reader_cpu = subscribers.start_sampling()
     cpu = [cpu_seconds(pid) for pid in pids]
+    driver_cpu = time.process_time()
     events_before = driver.events
     started = time.monotonic()
     if paced is None:
@@ -570,7 +571,8 @@ def phase(
     seen = subscribers.wait_final(marker_quantity)
     seconds = seen.done - started
     ob, info = ((cpu_seconds(pid) - before) / seconds * 100 for pid, before in zip(pids, cpu, strict=True))
-    usage = (ob, info, (seen.cpu - reader_cpu) / seconds * 100)
+    readers = (seen.cpu - reader_cpu) / seconds * 100
+    usage = (ob, info, readers, (time.process_time() - driver_cpu) / seconds * 100)
     return Phase(driver.events - events_before, sent, seconds, seen, usage)
 
 
@@ -655,7 +657,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
     header = (
         f"{'S':>4} {'stalled':>7} {'events':>8} {'events/s':>8} {'driver ev/s':>11} {'lag sat.':>13} "
         f"{'paced ev/s':>10} {'lag paced':>12} {'frames/sub':>10} {'MB/sub':>6} {'stalled KB':>10} "
-        f"{'CPU% ob/info/sub':>16} "
+        f"{'CPU% ob/info/sub/drv':>20} "
         f"{'info RSS MB':>15} {'drops':>6}"
     )
     print(header)
@@ -671,7 +673,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         print(
             f"{run.reading:>4} {run.stalled:>7} {sat.events:>8,} {sat.rate:>8,.0f} {sat.driver_rate:>11,.0f} "
             f"{sat.lag():>13} {paced.driver_rate:>10,.0f} {paced.lag():>12} {frames:>10,.0f} "
-            f"{megabytes:>6.1f} {queued:>10} {cpu:>16} {rss:>15} {drops:>6}"
+            f"{megabytes:>6.1f} {queued:>10} {cpu:>20} {rss:>15} {drops:>6}"
         )
     sampled = min(args.lag_sample, *(r.reading for r in runs))
     print(
@@ -686,7 +688,7 @@ lag sat. / lag paced: p50/p99 ms, book message received - its order-book timesta
 frames/sub: frames each reading subscriber received in the saturated phase (books are conflated);
   MB/sub: bytes each received in both phases; stalled KB: bytes each stalled subscriber's socket
   holds unread at the end (what info sent it before its buffers filled; the rest was conflated).
-CPU%: of one core, saturated phase: the order book / info / the subscriber process.
+CPU%: of one core, saturated phase: the order book / info / the subscriber process / the driver.
 info RSS: VmRSS before the driver started -> at the end (peak VmHWM).
 drops: the order book's feed to info / info's subscribers / reading subscribers, dropped as slow
   consumers (stalled subscribers are dropped once past info's maxUnsentBytes, if they get there).""",
