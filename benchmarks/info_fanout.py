@@ -40,9 +40,15 @@ in, take their snapshot and never read again (the figures are the reading
 ones'). Info's memory (VmRSS of its process before the driver starts and at
 the end, and its peak VmHWM) shows whether it stays bounded; log lines count
 the connections dropped as slow consumers (the order book's feed to info, and
-info's subscribers). First, a baseline of the same minutes: the order book
-alone with one plain listener process (orderbook_tcp.py's), the same
-saturated driver, until the listener holds every event.
+info's subscribers); the bytes left unread in each stalled socket show that
+info really saw it back up (the rest of its books were conflated). CPU use of
+the order book, info, the subscriber process and the driver over the
+saturated phase tells which one was the bottleneck (2 cores, shared). First, a
+baseline of the same minutes: the order book alone with one plain listener
+process (orderbook_tcp.py's), the same saturated driver, until the listener
+holds every event. `--repeat N` runs each (S, stalled) N times: the machine's
+speed drifts within minutes, and a busy machine (see the load average
+printed first) lowers every figure.
 
     uv run python benchmarks/info_fanout.py [--subscribers 20,100] [--stalled 10] [--orders 60000]
     uv run python benchmarks/info_fanout.py --quick      # a smoke run with small numbers
