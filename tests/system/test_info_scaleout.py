@@ -175,21 +175,49 @@ def run_step(trader: SyncClient, books: dict[str, int], orders: list[int], step:
     return response
 
 
-def test_paced_streams_are_identical_message_by_message(scaled: Exchange) -> None:
-    exchange = scaled
+@dataclass
+class Streams:
+    """A scale-out test's day so far: its books, the order book's account of it, and ROLES' subscribers
+    on each of the two info processes (the first one's name is `first`)."""
+
+    books: dict[str, int]
+    day: OrderBookDay
+    first: str
+    processes: dict[str, dict[str, Subscriber]]
+
+    @property
+    def everyone(self) -> list[Subscriber]:
+        return [sub for subs in self.processes.values() for sub in subs.values()]
+
+
+def open_streams(exchange: Exchange, post_tick: float) -> Streams:
+    """PRE and PACE created, the subscribers logged in and subscribed to PRE, then POST created (with
+    tick `post_tick`; each subscriber's OnInstrument for it waited for) and subscribed to."""
     first = exchange.deployment.provider("info").name
     books = {"PRE": exchange.create_instrument("PRE"), PACE: exchange.create_instrument(PACE)}
-    day = OrderBookDay(exchange)
-    processes = {name: subscribers(exchange, name) for name in (first, SECOND)}
-    everyone = [sub for subs in processes.values() for sub in subs.values()]
-    for sub in everyone:
+    streams = Streams(
+        books, OrderBookDay(exchange), first, {name: subscribers(exchange, name) for name in (first, SECOND)}
+    )
+    for sub in streams.everyone:
         sub.settle()  # the login's OnInstrument for PRE and PACE
         sub.subscribe("PRE")
-    books["POST"] = exchange.create_instrument("POST", 0.5)  # created after they subscribed
-    for sub in everyone:
+    books["POST"] = exchange.create_instrument("POST", post_tick)  # created after they subscribed
+    for sub in streams.everyone:
         assert [m.instrument.symbol for m in sub.settle()] == ["POST"]  # type: ignore[attr-defined]
         sub.subscribe("POST")
+    return streams
 
+
+def test_paced_streams_are_identical_message_by_message(scaled: Exchange) -> None:
+    exchange = scaled
+    streams = open_streams(exchange, 0.5)
+    books, day, first, processes, everyone = (
+        streams.books,
+        streams.day,
+        streams.first,
+        streams.processes,
+        streams.everyone,
+    )
     trader = exchange.order_book()
     orders: list[int] = []
     for step in STEPS:
@@ -301,18 +329,8 @@ def read_until_final(sub: Subscriber, day: OrderBookDay) -> None:
 
 def test_pipelined_streams_differ_only_by_conflation(scaled: Exchange) -> None:
     exchange = scaled
-    first = exchange.deployment.provider("info").name
-    books = {"PRE": exchange.create_instrument("PRE"), PACE: exchange.create_instrument(PACE)}
-    day = OrderBookDay(exchange)
-    processes = {name: subscribers(exchange, name) for name in (first, SECOND)}
-    everyone = [sub for subs in processes.values() for sub in subs.values()]
-    for sub in everyone:
-        sub.settle()
-        sub.subscribe("PRE")
-    books["POST"] = exchange.create_instrument("POST")
-    for sub in everyone:
-        sub.settle()
-        sub.subscribe("POST")
+    streams = open_streams(exchange, 0.01)
+    books, day, first, processes = streams.books, streams.day, streams.first, streams.processes
     trading = {symbol: book for symbol, book in books.items() if symbol != PACE}
     pipeline(exchange.order_book(), random_requests(random.Random(8), trading, PIPELINED))
     day.catch_up()

@@ -255,8 +255,11 @@ class Market:
         return got
 
     def back_up(self, stalled: Stalled) -> int:
-        """Change DEEP (a new lowest bid each time) until the reader got more of its depth frames than
-        the kernel and INFO_PAUSE_ABOVE can hold for `stalled`: it is backed up then. The steps made."""
+        """Subscribe `stalled` to DEEP's depth and TAPE's top, then change DEEP (a new lowest bid each
+        time) until the reader got more of its depth frames than the kernel and INFO_PAUSE_ABOVE can
+        hold for `stalled`: it is backed up then. The steps made."""
+        stalled.subscribe(DEEP, PRICE_DEPTH_BOOK)
+        stalled.subscribe(TAPE, TOP_OF_BOOK)
         sent = 0
         steps = 0
         bound = kernel_capacity(stalled.sock) + INFO_PAUSE_ABOVE
@@ -278,8 +281,6 @@ def test_a_stalled_subscriber_delays_nobody_and_gets_every_trade_and_the_latest_
 ) -> None:
     market = Market(info)
     stalled = stalled_on(info)
-    stalled.subscribe(DEEP, PRICE_DEPTH_BOOK)
-    stalled.subscribe(TAPE, TOP_OF_BOOK)
     steps = market.back_up(stalled)
     # While it is backed up: trades on both books, sweeps over several of DEEP's levels among them.
     for i in range(20):
@@ -331,8 +332,6 @@ def test_past_max_unsent_bytes_a_subscriber_that_never_reads_is_dropped_and_name
 ) -> None:
     market = Market(strict_info)
     stalled = stalled_on(strict_info)
-    stalled.subscribe(DEEP, PRICE_DEPTH_BOOK)
-    stalled.subscribe(TAPE, TOP_OF_BOOK)
     market.back_up(stalled)
     # Backed up, it is sent every trade (never conflated) and reads none: past MAX_UNSENT, dropped.
     trade_bytes = 0
