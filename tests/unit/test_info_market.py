@@ -104,7 +104,6 @@ def test_published_states_follow_the_engine(first: list[Create], ops: list[Op]) 
                 shown_top[symbol] = p.top
             elif isinstance(p, DepthUpdate):
                 assert p.depth == depth and p.depth != shown_depth[symbol]
-                assert p.previous == shown_depth[symbol]
                 assert p.timestamp == clock
                 shown_depth[symbol] = p.depth
         assert kinds.count(TopUpdate) <= 1 and kinds.count(DepthUpdate) <= 1
@@ -182,7 +181,7 @@ def test_a_sweep_publishes_its_trades_then_one_consistent_state() -> None:
     market.apply(mirror.apply_order_inserted(2, 1, SELL, 101, 2, "s", 12))
     # A buy of 5 at 101 takes both asks and rests 1: crossed in the mirror until its last trade.
     before = market.settle()
-    assert before[-1] == DepthUpdate("A", 12, Depth((), ((100, 2), (101, 2))), EMPTY_DEPTH)  # coalesced
+    assert before[-1] == DepthUpdate("A", 12, Depth((), ((100, 2), (101, 2))))  # two inserts, one update
     out = market.apply(mirror.apply_order_inserted(3, 1, BUY, 101, 5, "b", 13, (1, 2)))
     assert out == [] and market.settle() == []
     out = market.apply(mirror.apply_trade(1, 1, 3, 1, 100, 2, BUY, 13))
@@ -192,7 +191,7 @@ def test_a_sweep_publishes_its_trades_then_one_consistent_state() -> None:
     assert out == [Trade("A", 2, 13, 101, 2, BUY)]
     assert market.settle() == [
         TopUpdate("A", 13, Top((101, 1), None)),
-        DepthUpdate("A", 13, Depth(((101, 1),), ()), before[-1].depth),
+        DepthUpdate("A", 13, Depth(((101, 1),), ())),
     ]
 
 
@@ -204,9 +203,7 @@ def test_an_unchanged_top_publishes_nothing_and_depth_only_when_levels_changed()
     assert [type(p).__name__ for p in market.settle()] == ["TopUpdate", "DepthUpdate"]
     # A worse bid: the depth changes, the top does not.
     market.apply(mirror.apply_order_inserted(2, 1, BUY, 99, 1, "x", 12))
-    assert market.settle() == [
-        DepthUpdate("A", 12, Depth(((100, 1), (99, 1)), ()), Depth(((100, 1),), ()))
-    ]
+    assert market.settle() == [DepthUpdate("A", 12, Depth(((100, 1), (99, 1)), ()))]
     # An order in and out again before the settle: nothing shown changed, nothing published.
     market.apply(mirror.apply_order_inserted(3, 1, BUY, 101, 1, "x", 13))
     market.apply(mirror.apply_order_cancelled(3, 14))
@@ -253,6 +250,6 @@ def test_a_new_day_announces_its_books_updates_kept_symbols_and_delists_the_rest
         Listed("A", 1, 50, 1, Instrument("A")),
         Delisted("B"),
         TopUpdate("A", 51, Top(None, (105, 3))),
-        DepthUpdate("A", 51, Depth((), ((105, 3),)), Depth(((100, 1),), ())),
+        DepthUpdate("A", 51, Depth((), ((105, 3),))),
     ]
     assert market.view("B") is None

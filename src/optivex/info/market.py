@@ -117,8 +117,6 @@ class DepthUpdate(NamedTuple):
     symbol: str
     timestamp: int
     depth: Depth
-    previous: Depth
-    """The depth published before this one (what depth-limited subscriptions compare with)."""
 
 
 Publication = Listed | Delisted | Trade | TopUpdate | DepthUpdate
@@ -254,7 +252,7 @@ class Market:
                 if before.top != view.top:
                     updates.append(TopUpdate(view.symbol, view.top_timestamp, view.top))
                 if before.depth != view.depth:
-                    updates.append(DepthUpdate(view.symbol, view.depth_timestamp, view.depth, before.depth))
+                    updates.append(DepthUpdate(view.symbol, view.depth_timestamp, view.depth))
         out.extend(Delisted(symbol) for symbol in old if symbol not in self._symbols)
         out.extend(updates)
         return out
@@ -309,11 +307,10 @@ class Market:
                 view.top_timestamp = timestamp
                 out.append(TopUpdate(view.symbol, timestamp, top))
             depth = shown_depth(book)
-            previous = view.depth
-            if depth != previous:
+            if depth != view.depth:
                 view.depth = depth
                 view.depth_timestamp = timestamp
-                out.append(DepthUpdate(view.symbol, timestamp, depth, previous))
+                out.append(DepthUpdate(view.symbol, timestamp, depth))
         return out
 
     def _created(self, change: BookCreated, instrument: Instrument) -> list[Publication]:
