@@ -513,8 +513,9 @@ class Phase:
     seconds: float
     """Seconds from the first send until every reading subscriber held the final book."""
     seen: Seen
-    cpu: tuple[float, float, float, float]
-    """CPU use in % of one core over `seconds`: the order book, info, the subscriber process, the driver."""
+    cpu: tuple[float, float, float, float, float]
+    """CPU use in % of one core over `seconds`: the order book, info, the subscriber process, the driver,
+    and every other process of the machine (others' work on a shared machine: noise)."""
 
     @property
     def rate(self) -> float:
@@ -550,6 +551,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine spent busy (not idle or waiting for I/O) so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
 def phase(
     subscribers: SubscriberProcess,
     driver: Driver,
@@ -565,6 +572,7 @@ def phase(
     reader_cpu = subscribers.start_sampling()
     cpu = [cpu_seconds(pid) for pid in pids]
     driver_cpu = time.process_time()
+    machine_cpu = machine_cpu_seconds()
     events_before = driver.events
     started = time.monotonic()
     if paced is None:
@@ -578,7 +586,9 @@ def phase(
     seconds = seen.done - started
     ob, info = ((cpu_seconds(pid) - before) / seconds * 100 for pid, before in zip(pids, cpu, strict=True))
     readers = (seen.cpu - reader_cpu) / seconds * 100
-    usage = (ob, info, readers, (time.process_time() - driver_cpu) / seconds * 100)
+    driven = (time.process_time() - driver_cpu) / seconds * 100
+    others = (machine_cpu_seconds() - machine_cpu) / seconds * 100 - ob - info - readers - driven
+    usage = (ob, info, readers, driven, max(0.0, others))
     return Phase(driver.events - events_before, sent, seconds, seen, usage)
 
 
@@ -663,7 +673,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
     header = (
         f"{'S':>4} {'stalled':>7} {'events':>8} {'events/s':>8} {'driver ev/s':>11} {'lag sat.':>13} "
         f"{'paced ev/s':>10} {'lag paced':>12} {'frames/sub':>10} {'MB/sub':>6} {'stalled KB':>10} "
-        f"{'CPU% ob/info/sub/drv':>20} "
+        f"{'CPU% ob/info/sub/drv/other':>26} "
         f"{'info RSS MB':>15} {'drops':>6}"
     )
     print(header)
@@ -679,7 +689,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
         print(
             f"{run.reading:>4} {run.stalled:>7} {sat.events:>8,} {sat.rate:>8,.0f} {sat.driver_rate:>11,.0f} "
             f"{sat.lag():>13} {paced.driver_rate:>10,.0f} {paced.lag():>12} {frames:>10,.0f} "
-            f"{megabytes:>6.1f} {queued:>10} {cpu:>20} {rss:>15} {drops:>6}"
+            f"{megabytes:>6.1f} {queued:>10} {cpu:>26} {rss:>15} {drops:>6}"
         )
     sampled = min(args.lag_sample, *(r.reading for r in runs))
     print(
@@ -694,7 +704,8 @@ lag sat. / lag paced: p50/p99 ms, book message received - its order-book timesta
 frames/sub: frames each reading subscriber received in the saturated phase (books are conflated);
   MB/sub: bytes each received in both phases; stalled KB: bytes each stalled subscriber's socket
   holds unread at the end (what info sent it before its buffers filled; the rest was conflated).
-CPU%: of one core, saturated phase: the order book / info / the subscriber process / the driver.
+CPU%: of one core, saturated phase: the order book / info / the subscriber process / the driver /
+  all other processes of the machine (others' work: where it is high, every figure of the row suffers).
 info RSS: VmRSS before the driver started -> at the end (peak VmHWM).
 drops: the order book's feed to info / info's subscribers / reading subscribers, dropped as slow
   consumers (stalled subscribers are dropped once past info's maxUnsentBytes, if they get there).""",
