@@ -54,7 +54,7 @@ from typing import cast
 
 from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
-from optivex.app.dependents import LinkError
+from optivex.app.dependents import LinkError, Unavailable
 from optivex.app.users import User
 from optivex.feed.follower import Feed, Follows
 from optivex.feed.mirror import BookMirror, Change
@@ -74,11 +74,16 @@ from optivex.info.market import (
 )
 from optivex.logsafe import loggable
 from optivex.net import Connection
+from optivex.orderbook.tape import page_error
 from optivex.proto import common_pb2
 from optivex.proto import info_pb2 as pb
+from optivex.proto import order_book_pb2 as ob
 from optivex.units import units_to_price
 from optivex.wire import encode_frame
 
+TRADES_ATTEMPTS = 3
+"""Times a TradesRequest is asked of the order book when the feed reconnected (a new day) meanwhile,
+before it is answered 'order book unavailable'."""
 PUBLISH_INTERVAL = 0.002
 """Seconds between two publications of book messages under load (at most 500 per second per subscription):
 one socket write per subscriber per publication, so this bounds fan-out's cost; it adds at most this much
@@ -155,10 +160,10 @@ class InfoComponent(Component):
         self.feed = cast(Feed, self.links["order_book"])
         self.market = Market()
         self.fanout = Fanout()
-        self._changing: dict[Connection, asyncio.Future[None]] = {}
-        """Per connection, the completion of its latest subscribe/unsubscribe in progress (``_in_turn``)."""
         self._settled_at = 0.0
         """Loop time of the last publication of book messages."""
+        self._changing: dict[Connection, asyncio.Future[None]] = {}
+        """Per connection, the completion of its latest subscribe/unsubscribe in progress (``_in_turn``)."""
         self._settle_scheduled = False
 
     def _new_connection(self) -> Connection:
@@ -312,6 +317,73 @@ class InfoComponent(Component):
         done.set_result(None)
         if self._changing.get(conn) is done:
             del self._changing[conn]
+
+    @handles(pb.TradesRequest)
+    async def trades(self, reply: Reply, request: pb.TradesRequest) -> None:
+        """The day's trades of an instrument so far, asked of the order book (Optivex extension).
+
+        Info keeps no trades: after the feed's barrier (so "unknown instrument" follows section 4's
+        rule) the order book's TradesRequest goes over the feed's own connection, whose response
+        comes after the events of every trade in it: info has published each of them already, and
+        any later one reaches a subscription made before (subscribe/unsubscribe turns of the
+        connection are waited for, so a pipelined subscribe is in place before the order book is
+        asked). The book id is the one the feed's mirror holds for the symbol on that same
+        connection; if the feed reconnected meanwhile (a new day), it is asked again.
+        """
+        error = page_error(request.before_trade_id, request.max_trades)
+        if error:
+            reply.error(error)
+            return
+        conn = reply.conn
+        symbol = request.instrument_symbol
+        feed = self.feed
+        earlier, done = self._in_turn(conn)
+        try:
+            answer: ob.TradesResponse | None = None
+            try:
+                for _ in range(TRADES_ATTEMPTS):
+                    await feed.barrier()
+                    if earlier is not None and not earlier.done():
+                        await asyncio.wait((earlier,))
+                    connection = feed.connections
+                    view = self.market.view(symbol)
+                    if view is None:
+                        reply.error(f"unknown instrument {loggable(symbol)}")
+                        return
+                    asked = ob.TradesRequest(
+                        order_book_id=view.listed.book_id,
+                        before_trade_id=request.before_trade_id,
+                        max_trades=request.max_trades,
+                    )
+                    response = await feed.request(asked, ob.TradesResponse)
+                    if feed.connections == connection:
+                        answer = response
+                        break
+            except LinkError as exc:
+                reply.error(str(exc))
+                return
+            if answer is None:
+                reply.error(str(Unavailable(feed.target)))
+                return
+            if answer.error_message:
+                reply.error(answer.error_message)
+                return
+            message = pb.TradesResponse(
+                request_id=request.request_id, more=answer.more, truncated=answer.truncated
+            )
+            add = message.trades.add
+            for t in answer.trades:
+                add(
+                    trade_id=t.trade_id,
+                    instrument_symbol=symbol,
+                    timestamp=t.timestamp,
+                    price=t.price,
+                    quantity=t.quantity,
+                    aggressor_side=t.aggressor_side,
+                )
+            reply.send(message)
+        finally:
+            self._turn_done(conn, done)
 
 
 def main() -> None:

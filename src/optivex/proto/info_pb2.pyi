@@ -21,6 +21,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ON_TRADE: _ClassVar[MessageType]
     ORDER_BOOK_UNSUBSCRIBE_REQUEST: _ClassVar[MessageType]
     ORDER_BOOK_UNSUBSCRIBE_RESPONSE: _ClassVar[MessageType]
+    TRADES_REQUEST: _ClassVar[MessageType]
+    TRADES_RESPONSE: _ClassVar[MessageType]
 
 class SubscriptionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,6 +38,8 @@ ON_PRICE_DEPTH_BOOK: MessageType
 ON_TRADE: MessageType
 ORDER_BOOK_UNSUBSCRIBE_REQUEST: MessageType
 ORDER_BOOK_UNSUBSCRIBE_RESPONSE: MessageType
+TRADES_REQUEST: MessageType
+TRADES_RESPONSE: MessageType
 TOP_OF_BOOK: SubscriptionType
 PRICE_DEPTH_BOOK: SubscriptionType
 
@@ -136,3 +140,29 @@ class OnTrade(_message.Message):
     quantity: int
     aggressor_side: _common_pb2.Side
     def __init__(self, trade_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., timestamp: _Optional[int] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., aggressor_side: _Optional[_Union[_common_pb2.Side, str]] = ...) -> None: ...
+
+class TradesRequest(_message.Message):
+    __slots__ = ("request_id", "instrument_symbol", "before_trade_id", "max_trades")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRADES_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    instrument_symbol: str
+    before_trade_id: int
+    max_trades: int
+    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., before_trade_id: _Optional[int] = ..., max_trades: _Optional[int] = ...) -> None: ...
+
+class TradesResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "trades", "more", "truncated")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRADES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    trades: _containers.RepeatedCompositeFieldContainer[OnTrade]
+    more: bool
+    truncated: bool
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., trades: _Optional[_Iterable[_Union[OnTrade, _Mapping]]] = ..., more: _Optional[bool] = ..., truncated: _Optional[bool] = ...) -> None: ...
