@@ -10,11 +10,23 @@ deployment runner (proto/order_book.proto, proto/info.proto; orderbook/tape.py).
   `test_info_errors_unknown_symbol_bad_arguments_and_before_login`,
   `test_a_late_joiner_subscribes_then_asks_and_misses_nothing`,
   `test_info_s_tape_after_the_order_book_restarted_is_the_new_day_s`,
-  `test_info_answers_the_unavailable_rule_while_the_order_book_is_down`.
+  `test_info_answers_the_unavailable_rule_while_the_order_book_is_down`,
+  `test_an_info_process_started_late_gives_the_same_answers` (issue 8 item 4: no state in info).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable, Iterator
+
+import pytest
+
+from optivex.deploy import (
+    ComponentSpec,
+    Deployment,
+    components_for_suite,
+    default_deployment_path,
+    load_deployment,
+)
 from optivex.proto import info_pb2
 from optivex.proto import order_book_pb2 as ob
 
@@ -22,6 +34,19 @@ from .helpers import BUY, SELL, Exchange, SyncClient, insert, subscribe, until_b
 
 CAP = 1_000
 """MAX_TRADES_PER_RESPONSE, as documented in proto/order_book.proto."""
+LATE = "info_late"
+"""A second info process, started once the day has traded."""
+
+
+@pytest.fixture
+def late_info(
+    deploy_components: Callable[[Iterable[ComponentSpec], Collection[str]], Deployment],
+) -> Iterator[Exchange]:
+    """The info suite's deployment plus a second info process on the same order book, not yet started."""
+    config = load_deployment(default_deployment_path())
+    specs = [*components_for_suite(config, "info"), config.provider("info").derive(name=LATE)]
+    with Exchange(deploy_components(specs, (LATE,))) as exchange:
+        yield exchange
 
 
 def book_trades(client: SyncClient, book: int, before: int = 0, max_trades: int = 0) -> ob.TradesResponse:
@@ -333,3 +358,34 @@ def test_info_answers_the_unavailable_rule_while_the_order_book_is_down(info: Ex
     assert second.error_message == "order book unavailable; the request was not carried out"
     info.deployment.start_component("order_book")
     assert info_trades(watcher, "ABC").error_message == "unknown instrument 'ABC'"  # a new day, no ABC yet
+
+
+def test_an_info_process_started_late_gives_the_same_answers(late_info: Exchange) -> None:
+    book = _instrument(late_info, "ABC")
+    client = late_info.order_book()
+    for n in range(5):
+        trade(client, book, round(3 + n / 100, 2), n + 1, aggressor=(BUY, SELL)[n % 3 == 0])
+    first = late_info.info("alice")
+    asks = ((0, 0), (0, 2), (0, 5))
+    before = [info_trades(first, "ABC", b, m) for b, m in asks]
+    late_info.deployment.start_component(LATE)
+    late = late_info.info("bob", component=LATE)
+
+    def same(a: info_pb2.TradesResponse, b: info_pb2.TradesResponse) -> None:
+        assert (a.error_message, list(a.trades), a.more, a.truncated) == (
+            b.error_message,
+            list(b.trades),
+            b.more,
+            b.truncated,
+        )
+
+    for (b, m), earlier in zip(asks, before, strict=True):
+        same(info_trades(late, "ABC", b, m), earlier)
+    assert [len(r.trades) for r in before] == [5, 2, 5] and [r.more for r in before] == [False, True, False]
+    page = info_trades(late, "ABC", before[1].trades[0].trade_id, 2)
+    same(page, info_trades(first, "ABC", before[1].trades[0].trade_id, 2))
+    trade(client, book, 3.5, 7)
+    now = info_trades(first, "ABC")
+    same(info_trades(late, "ABC"), now)
+    assert [as_info(t, "ABC") for t in book_trades(client, book).trades] == list(now.trades)
+    assert len(now.trades) == 6
