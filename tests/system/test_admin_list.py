@@ -8,6 +8,7 @@ from optivex.admin.component import MAX_LIST_BYTES
 from optivex.app.auth import NOT_LOGGED_IN
 from optivex.app.dependents import LINK_WAIT
 from optivex.instruments import MAX_DESCRIPTION
+from optivex.orderbook.component import MAX_BOOKS_PER_RESPONSE
 from optivex.proto import admin_pb2, common_pb2
 from optivex.proto import order_book_pb2 as ob
 
@@ -77,13 +78,14 @@ def test_every_created_instrument_is_listed_in_creation_order(exchange: Exchange
 
 
 BACKLOG = 200
-"""Inserts sent to the order book before each create: events admin's feed still has to read when
-the create is confirmed, so a list that did not wait for the feed's barrier would miss it."""
+"""Inserts sent to the order book before each create: work it still has queued when the create is
+confirmed, so a list from anything but the order book's own answer afterwards (a cache of an earlier
+list, a follower's feed that did not wait for its barrier) would miss the instrument."""
 
 
 def test_a_confirmed_instrument_is_listed_at_once_on_another_connection(exchange: Exchange) -> None:
-    """Created through admin or straight on the order book (whose event admin's feed may not have
-    read yet), a confirmed instrument is in the very next list, asked on another connection."""
+    """Created through admin or straight on the order book (on a connection admin knows nothing of),
+    a confirmed instrument is in the very next list, asked on another connection."""
     admin = exchange.admin()
     book = exchange.order_book()  # not logged in: it gets its responses, no events
     bare = exchange.create_book()
@@ -142,6 +144,41 @@ def test_after_the_order_book_restarts_the_list_is_the_new_days(exchange: Exchan
     assert [(e.instrument.symbol, e.order_book_id, e.created_timestamp) for e in entries] == [
         ("B", 1, response.created_timestamp)
     ]
+
+
+ORDER_BOOK_PAGES = 4
+"""Pages of the order book's books behind admin's one page in the test below."""
+
+
+def test_one_page_gathers_instruments_from_several_pages_of_the_order_books_books(exchange: Exchange) -> None:
+    """More books than one ListBooksResponse holds (ORDER_BOOK_PAGES of them, a run of bare books longer
+    than a page among them): admin reads on until its own page is full or the books end."""
+    client = exchange.order_book()
+    symbols = [f"S{i}" for i in range(ORDER_BOOK_PAGES * MAX_BOOKS_PER_RESPONSE // 2)]
+    requests = [
+        ob.CreateOrderBookRequest(tick_size=0.01, instrument=common_pb2.Instrument(symbol=symbol))
+        for symbol in symbols[: len(symbols) // 2]
+    ]
+    requests += [ob.CreateOrderBookRequest(tick_size=0.01) for _ in range(MAX_BOOKS_PER_RESPONSE + 1)]
+    requests += [
+        ob.CreateOrderBookRequest(tick_size=0.05, instrument=common_pb2.Instrument(symbol=symbol))
+        for symbol in symbols[len(symbols) // 2 :]
+    ]
+    client.send(*requests)
+    ids = []
+    for request in requests:
+        response = client.receive_as(ob.CreateOrderBookResponse)
+        assert response.error_message == ""
+        if request.HasField("instrument"):
+            ids.append(response.order_book_id)
+    entries = listed(exchange.admin())
+    assert [e.instrument.symbol for e in entries] == symbols
+    assert [e.order_book_id for e in entries] == ids
+    assert ids[len(ids) // 2] - ids[len(ids) // 2 - 1] == MAX_BOOKS_PER_RESPONSE + 2
+    half = len(symbols) // 2
+    assert [e.tick_size for e in entries] == [0.01] * half + [0.05] * (len(symbols) - half)
+    rest = list_page(exchange.admin(), ids[half - 1])  # from the last instrument before the bare run
+    assert (rest.more, [e.order_book_id for e in rest.instruments]) == (False, ids[half:])
 
 
 @pytest.mark.xdist_group("heavy")

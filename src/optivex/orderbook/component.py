@@ -7,6 +7,8 @@ is false), but only logged-in connections receive events: on login they get
 the state of the day first (books, then resting orders in priority order).
 Each trade is also kept in its book's tape (orderbook/tape.py), which the
 TradesRequest extension pages through.
+The ListBooksRequest extension pages through the day's books (admin lists
+instruments from it).
 """
 
 from __future__ import annotations
@@ -28,9 +30,18 @@ from optivex.orderbook.tape import Tape, TapeTrade, page_error
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.units import price_to_units, tick_to_units, units_to_price
-from optivex.wire import encode_frame
+from optivex.wire import MAX_FRAME_LENGTH, encode_frame
 
 USERNAME_TOO_LONG = f"on_behalf_of_username longer than {MAX_USERNAME} characters"
+
+MAX_BOOKS_PER_RESPONSE = 1_000
+"""Books in one ListBooksResponse: a full page (short instruments) keeps matching waiting about 1.5 ms."""
+MAX_BOOKS_BYTES = 1_000_000
+"""Bytes of entries in one ListBooksResponse: with its other fields it stays below one frame
+(``wire.MAX_FRAME_LENGTH``, 1 MiB). About 235 books whose instruments have every field at its largest."""
+_ENTRY_OVERHEAD = 4
+"""An entry's tag and length prefix inside the response (1 + at most 3 bytes for a length < 2 MiB)."""
+assert MAX_BOOKS_BYTES + 64 < MAX_FRAME_LENGTH
 
 
 def on_trade(make: Callable[..., pb.OnTrade], book_id: int, trade: TapeTrade) -> pb.OnTrade:
@@ -198,6 +209,32 @@ class OrderBookComponent(Component):
             on_trade(add, book_id, trade)
         reply.send(response)
 
+    @handles(pb.ListBooksRequest)
+    def list_books(self, reply: Reply, request: pb.ListBooksRequest) -> None:
+        """The books after after_order_book_id, in id order, as many as fit (proto/order_book.proto)."""
+        after = request.after_order_book_id
+        if after < 0:
+            reply.error(f"after_order_book_id {after} is negative")
+            return
+        response = pb.ListBooksResponse(request_id=request.request_id)
+        books = response.books
+        add = books.add  # built in place: a copy into the response would cost as much again
+        size = 0
+        for book_id in range(after + 1, after + MAX_BOOKS_PER_RESPONSE + 2):
+            try:
+                book = self.exchange.book_info(book_id)
+            except Rejected:  # past the last book of the day
+                break
+            if len(books) == MAX_BOOKS_PER_RESPONSE:
+                response.more = True
+                break
+            size += self._book_created(book_id, book.tick, book.timestamp, add).ByteSize() + _ENTRY_OVERHEAD
+            if size > MAX_BOOKS_BYTES:
+                del books[-1]
+                response.more = True
+                break
+        reply.send(response)
+
     def on_login(self, conn: Connection) -> None:
         """Stream the state at login (books, then resting orders) as the client drains it, then live events.
 
@@ -221,10 +258,15 @@ class OrderBookComponent(Component):
     def _encode_book(self, book: BookInfo) -> bytes:
         return self.encode(self._book_created(book.book_id, book.tick, book.timestamp))
 
-    def _book_created(self, book_id: int, tick: int, timestamp: int) -> pb.OnOrderBookCreated:
-        event = pb.OnOrderBookCreated(
-            order_book_id=book_id, tick_size=units_to_price(tick), timestamp=timestamp
-        )
+    def _book_created(
+        self,
+        book_id: int,
+        tick: int,
+        timestamp: int,
+        make: Callable[..., pb.OnOrderBookCreated] = pb.OnOrderBookCreated,
+    ) -> pb.OnOrderBookCreated:
+        """The OnOrderBookCreated of a book, made by `make`: the class, or a repeated field's ``add``."""
+        event = make(order_book_id=book_id, tick_size=units_to_price(tick), timestamp=timestamp)
         instrument = self.instruments.get(book_id)
         if instrument is not None:
             event.instrument.CopyFrom(instrument)

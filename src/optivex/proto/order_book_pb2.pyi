@@ -27,6 +27,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BARRIER_RESPONSE: _ClassVar[MessageType]
     TRADES_REQUEST: _ClassVar[MessageType]
     TRADES_RESPONSE: _ClassVar[MessageType]
+    LIST_BOOKS_REQUEST: _ClassVar[MessageType]
+    LIST_BOOKS_RESPONSE: _ClassVar[MessageType]
 LOGIN_REQUEST: MessageType
 LOGIN_RESPONSE: MessageType
 ON_ORDER_BOOK_CREATED: MessageType
@@ -43,6 +45,8 @@ BARRIER_REQUEST: MessageType
 BARRIER_RESPONSE: MessageType
 TRADES_REQUEST: MessageType
 TRADES_RESPONSE: MessageType
+LIST_BOOKS_REQUEST: MessageType
+LIST_BOOKS_RESPONSE: MessageType
 
 class OnOrderBookCreated(_message.Message):
     __slots__ = ("order_book_id", "tick_size", "instrument", "timestamp")
@@ -215,3 +219,23 @@ class TradesResponse(_message.Message):
     more: bool
     truncated: bool
     def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., trades: _Optional[_Iterable[_Union[OnTrade, _Mapping]]] = ..., more: _Optional[bool] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ListBooksRequest(_message.Message):
+    __slots__ = ("request_id", "after_order_book_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ORDER_BOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    after_order_book_id: int
+    def __init__(self, request_id: _Optional[int] = ..., after_order_book_id: _Optional[int] = ...) -> None: ...
+
+class ListBooksResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "books", "more")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    BOOKS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    books: _containers.RepeatedCompositeFieldContainer[OnOrderBookCreated]
+    more: bool
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., books: _Optional[_Iterable[_Union[OnOrderBookCreated, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
