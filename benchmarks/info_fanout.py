@@ -340,6 +340,7 @@ class SubscriberProcess:
         self.expect("ready", SETUP_TIMEOUT)
 
     def expect(self, what: str, timeout: float) -> tuple[Any, ...]:
+        """The next answer, which must be `what`; the process's failure is raised here, with its traceback."""
         if not self.control.poll(timeout):
             raise TimeoutError(f"the subscriber process did not answer {what!r} in {timeout:.0f} s")
         answer: tuple[Any, ...] = self.control.recv()
@@ -356,6 +357,7 @@ class SubscriberProcess:
         return cpu
 
     def pause_sampling(self) -> None:
+        """Stop taking lag samples (no answer)."""
         self.control.send(("pause",))
 
     def wait_final(self, quantity: int) -> Seen:
@@ -365,6 +367,7 @@ class SubscriberProcess:
         return seen
 
     def stop(self) -> None:
+        """End the process: asked first, killed after 2 s."""
         if self.proc.is_alive():
             with contextlib.suppress(OSError):
                 self.control.send(("stop",))
