@@ -74,3 +74,17 @@ def info(deploy: Callable[[str | None], Deployment]) -> Iterator[Exchange]:
     """The info suite's deployment (info + admin + order book) with client helpers."""
     with Exchange(deploy("info")) as ex:
         yield ex
+
+
+@pytest.fixture
+def gateway(deploy: Callable[[str | None], Deployment]) -> Iterator[Exchange]:
+    """The execution suite's deployment (gateway + admin + order book) with client helpers."""
+    with Exchange(deploy("execution")) as ex:
+        yield ex
+
+
+@pytest.fixture
+def risk_limits(deploy: Callable[[str | None], Deployment]) -> Iterator[Exchange]:
+    """The risk_limits suite's deployment (gateway + admin + order book) with client helpers."""
+    with Exchange(deploy("risk_limits")) as ex:
+        yield ex

@@ -11,9 +11,12 @@ from optivex.client import SyncClient
 from optivex.deploy import ADMIN_USER, Deployment
 from optivex.proto import admin_pb2, common_pb2, info_pb2
 from optivex.proto import order_book_pb2 as ob
+from optivex.protocols import protocol_for
 
 TIMEOUT = 3.0
 """What the contract's system tests allow for each expected message."""
+GATEWAY_PROTOCOL = protocol_for(("execution", "risk_limits"))
+"""The gateway's port: both protocols on one connection (section 8)."""
 BARRIER_USER = "no such user (barrier)"
 """A username in no user data file: its login is refused, so a LoginRequest can serve as a barrier."""
 
@@ -67,6 +70,16 @@ class Exchange:
         Its OnInstrument messages (one per existing instrument) follow the LoginResponse in `pending`.
         """
         return self.connect("info", login, component=component)
+
+    def gateway(self, login: str | None = "alice", password: str | None = None) -> SyncClient:
+        """A client of the gateway's port speaking both its protocols (execution and risk_limits, one
+        connection), logged in as `login` (password = username by default) unless None."""
+        host, port = self.deployment.provider("execution").address
+        client = SyncClient(host, port, GATEWAY_PROTOCOL, timeout=TIMEOUT)
+        self.clients.append(client)
+        if login is not None:
+            client.login(login, login if password is None else password)
+        return client
 
     def create_instrument(self, symbol: str, tick_size: float = 0.01, **fields: Any) -> int:
         """Create an instrument through admin; return its order_book_id."""
@@ -205,6 +218,7 @@ PRICE_DEPTH_BOOK = info_pb2.PRICE_DEPTH_BOOK
 
 __all__ = [
     "BUY",
+    "GATEWAY_PROTOCOL",
     "PRICE_DEPTH_BOOK",
     "SELL",
     "TIMEOUT",

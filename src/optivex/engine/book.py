@@ -88,7 +88,7 @@ from optivex.engine.types import (
 )
 from optivex.units import INT32_MAX, MAX_UNITS, format_units
 
-__all__ = ["Books", "OrderBook"]
+__all__ = ["Books", "OrderBook", "order_error"]
 
 _SENTINEL: Final = 1 << 62
 """A key above every valid key (prices are < 2**53 units)."""
@@ -116,6 +116,27 @@ def _require(condition: bool, what: str) -> None:
     """Raise ``BookIntegrityError(what)`` unless ``condition`` holds (the integrity checks)."""
     if not condition:
         raise BookIntegrityError(what)
+
+
+def order_error(side: int, price: int | None, quantity: int, tick: int) -> str | None:
+    """Why an order of a book with tick `tick` (units) is invalid, or None; the order book's wording.
+
+    ``price`` in units (None when the wire price was not representable). Shared by the order book
+    (``Books.insert``) and the gateway, which validates before its risk checks.
+    """
+    if side != BUY and side != SELL:
+        return f"invalid side {side!r}: it must be BUY or SELL"
+    if price is None:
+        return "invalid price: not a finite number representable with 4 decimals"
+    if price <= 0:
+        return f"invalid price {format_units(price)}: it must be > 0"
+    if price > MAX_UNITS:
+        return f"invalid price {format_units(price)}: too large"
+    if price % tick:
+        return f"invalid price {format_units(price)}: not a multiple of the tick size {format_units(tick)}"
+    if quantity <= 0 or quantity > INT32_MAX:
+        return f"invalid quantity {quantity}: it must be between 1 and {INT32_MAX}"
+    return None
 
 
 class OrderBook:
@@ -480,19 +501,9 @@ class Books:
             book = self._books[book_id]
         except (KeyError, TypeError):
             raise Rejected(f"unknown order book {book_id}") from None
-        if side != BUY and side != SELL:
-            raise Rejected(f"invalid side {side!r}: it must be BUY or SELL")
-        if price is None:
-            raise Rejected("invalid price: not a finite number representable with 4 decimals")
-        if price <= 0:
-            raise Rejected(f"invalid price {format_units(price)}: it must be > 0")
-        if price > MAX_UNITS:
-            raise Rejected(f"invalid price {format_units(price)}: too large")
-        if price % book.tick:
-            tick = format_units(book.tick)
-            raise Rejected(f"invalid price {format_units(price)}: not a multiple of the tick size {tick}")
-        if quantity <= 0 or quantity > INT32_MAX:
-            raise Rejected(f"invalid quantity {quantity}: it must be between 1 and {INT32_MAX}")
+        error = order_error(side, price, quantity, book.tick)
+        if error is not None:
+            raise Rejected(error)
         return book
 
     def cancel(self, book_id: int, order_id: int, timestamp: int = 0) -> Order:
