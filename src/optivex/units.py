@@ -59,3 +59,16 @@ def units_to_price(units: int) -> float:
 def format_units(units: int) -> str:
     """Human form of a price in units, e.g. 123456 -> '12.3456'."""
     return repr(units / 10000.0)
+
+
+def amount_to_units(value: float) -> int | None:
+    """Units of a wire amount (a risk limit), rounded like a price; None if negative, NaN, inf or too big."""
+    if not value >= 0.0:  # false for nan too
+        return None
+    return price_to_units(value)
+
+
+def format_amount(units: int) -> str:
+    """An amount in units with exactly 4 decimals, e.g. 9500000 -> '950.0000' (exact for any size)."""
+    whole, fraction = divmod(abs(units), UNITS_PER_ONE)
+    return f"{'-' if units < 0 else ''}{whole}.{fraction:04d}"

@@ -1,0 +1,498 @@
+"""The risk engine: per-user outstanding and rolling figures, and the checks of section 7.
+
+Pure and synchronous; ``now`` is passed in (seconds of time.monotonic(), never decreasing).
+Integers throughout: quantities in lots, prices in units of 0.0001, amounts in
+``price_units * quantity``.
+
+Outstanding (resting) quantity and amount are kept per user and per (user, book id) from
+the order book's own events (``order_added``, ``order_reduced``, ``reset``), plus the
+reservations of inserts that passed ``check_insert`` and have not been seen on the feed
+yet. A reservation counts until the feed applies that order (``placed`` then
+``order_added``), or until it is released (the order book refused it, or the request
+failed). So the check and the reservation are one step, and two concurrent inserts of
+one user can never both slip under one limit.
+
+Rolling windows (the message rate per user; accepted quantities and amounts per
+(user, symbol)) are logs of (time, value) in time order with a running total of the
+entries whose age is below the window. Entries are kept for ``max(window, history)``
+seconds even while no limit (or a shorter one) applies, so a limit set or widened later
+still sees what was sent in the last ``history`` seconds (HISTORY_SECONDS): the figures
+are exact for any window up to that, whatever the order of Sets. Memory is bounded by
+the request rate times that retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from optivex.risk.limits import InstrumentLimits, UserLimits, instrument_limits_error, user_limits_error
+from optivex.units import format_amount
+
+HISTORY_SECONDS = 60.0
+"""How long rolling entries are kept while no limit that long applies (see the module docstring)."""
+
+_COMPACT_AT = 4096
+"""A log's list drops its expired prefix once that prefix has this many entries and is half the list."""
+
+_PENDING, _PLACED, _SETTLED, _RELEASED = range(4)
+
+
+class Rejection(NamedTuple):
+    """A breached limit: ``field`` its proto field name; ``outstanding`` True when the figure may be stale.
+
+    Stale state only overestimates outstanding figures: on such a rejection the caller may
+    bring the feed up to date (barrier) and check again. Rolling and rate rejections are final.
+    """
+
+    field: str
+    message: str
+    outstanding: bool
+
+
+class _Log:
+    """Entries (time, value) in time order; ``total`` sums the values of entries at or after ``head``.
+
+    Entries before ``head`` are older than ``window``; entries before ``start`` are past
+    retention and dropped (physically once the prefix is long enough). ``base`` is how many
+    entries were dropped physically, so an entry's sequence number stays valid.
+    """
+
+    __slots__ = ("base", "head", "start", "times", "total", "values", "window")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.values: list[int] = []
+        self.base = 0
+        self.start = 0
+        self.head = 0
+        self.total = 0
+        self.window = 0.0
+
+    def advance(self, now: float, window: float, history: float) -> int:
+        """The sum of the entries whose age at ``now`` is < ``window`` (window 0: nothing counts)."""
+        times = self.times
+        values = self.values
+        head = self.head
+        total = self.total
+        if window != self.window:
+            if window > self.window:
+                start = self.start
+                while head > start and now - times[head - 1] < window:
+                    head -= 1
+                    total += values[head]
+            self.window = window
+        n = len(times)
+        while head < n and now - times[head] >= window:
+            total -= values[head]
+            head += 1
+        self.total = total
+        keep = window if window > history else history
+        start = self.start
+        while start < head and now - times[start] >= keep:
+            start += 1
+        if start >= _COMPACT_AT and 2 * start >= n:
+            del times[:start]
+            del values[:start]
+            head -= start
+            self.base += start
+            start = 0
+        self.head = head
+        self.start = start
+        return total
+
+    def append(self, now: float, value: int) -> int:
+        """Record an entry; returns its sequence number (for ``cancel``)."""
+        self.times.append(now)
+        self.values.append(value)
+        # Counted at once; the next advance drops it again if the window is 0.
+        self.total += value
+        return self.base + len(self.times) - 1
+
+    def cancel(self, seq: int) -> None:
+        """Remove an entry's value (it stays, as 0, so positions do not move)."""
+        position = seq - self.base
+        if position >= 0:
+            if position >= self.head:
+                self.total -= self.values[position]
+            self.values[position] = 0
+
+
+class _Out:
+    """Outstanding quantity and amount (resting orders plus reservations)."""
+
+    __slots__ = ("amount", "quantity")
+
+    def __init__(self) -> None:
+        self.quantity = 0
+        self.amount = 0
+
+
+class _User:
+    __slots__ = (
+        "early",
+        "instruments",
+        "limits",
+        "max_quantity",
+        "out",
+        "pending",
+        "rate",
+        "rate_limit",
+        "rate_window",
+    )
+
+    def __init__(self) -> None:
+        self.limits: UserLimits | None = None
+        self.max_quantity = 0
+        self.rate_limit = 0
+        self.rate_window = 0.0
+        self.rate = _Log()
+        self.out = _Out()
+        # Reservations not yet placed nor released.
+        self.pending = 0
+        # Ids of the user's orders the feed added while some reservation was pending: an order
+        # the feed shows before ``placed`` names it (then ``placed`` drops the reservation).
+        self.early: set[int] = set()
+        self.instruments: dict[str, InstrumentLimits] = {}
+
+
+class _Instrument:
+    __slots__ = (
+        "amount_limit",
+        "amount_window",
+        "amounts",
+        "max_amount",
+        "max_quantity",
+        "quantities",
+        "quantity_limit",
+        "quantity_window",
+        "symbol",
+    )
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.max_quantity = 0
+        self.max_amount = 0
+        self.quantity_limit = 0
+        self.quantity_window = 0.0
+        self.amount_limit = 0
+        self.amount_window = 0.0
+        self.quantities = _Log()
+        self.amounts = _Log()
+
+
+class Reservation:
+    """What one accepted insert reserved (opaque to the gateway): hand it to ``placed`` or ``release``."""
+
+    __slots__ = ("amount", "book", "book_key", "instrument", "order_id", "quantity", "seq", "state", "user")
+
+    def __init__(
+        self,
+        user: _User,
+        book_key: tuple[str, int],
+        book: _Out,
+        instrument: _Instrument,
+        quantity: int,
+        amount: int,
+        seq: int,
+    ) -> None:
+        self.user = user
+        self.book_key = book_key
+        self.book = book
+        self.instrument = instrument
+        self.quantity = quantity
+        self.amount = amount
+        self.seq = seq
+        self.state = _PENDING
+        self.order_id = 0
+
+
+class RiskEngine:
+    """Every user's limits, outstanding figures and rolling windows; the checks of section 7."""
+
+    def __init__(self, history: float = HISTORY_SECONDS) -> None:
+        self._history = history
+        self._users: dict[str, _User] = {}
+        self._books: dict[tuple[str, int], _Out] = {}
+        self._instruments: dict[tuple[str, str], _Instrument] = {}
+        self._placed: dict[int, Reservation] = {}
+        self._pending: set[Reservation] = set()
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def set_user_limits(self, user: str, limits: UserLimits) -> None:
+        """Replace the user's limits as a whole (ValueError, naming the field, when invalid)."""
+        error = user_limits_error(limits)
+        if error is not None:
+            raise ValueError(error)
+        state = self._user(user)
+        state.limits = limits
+        state.max_quantity = limits.max_outstanding_quantity
+        rate = limits.message_rate
+        if rate is not None and rate.limit > 0:
+            state.rate_limit, state.rate_window = rate.limit, rate.window
+        else:
+            state.rate_limit, state.rate_window = 0, 0.0
+
+    def user_limits(self, user: str) -> UserLimits | None:
+        """The user's limits as last set; None before any Set."""
+        state = self._users.get(user)
+        return None if state is None else state.limits
+
+    def set_instrument_limits(self, user: str, symbol: str, limits: InstrumentLimits) -> None:
+        """Replace the user's limits in one instrument as a whole (ValueError when invalid)."""
+        error = instrument_limits_error(limits)
+        if error is not None:
+            raise ValueError(error)
+        self._user(user).instruments[symbol] = limits
+        state = self._instrument(user, symbol)
+        state.max_quantity = limits.max_outstanding_quantity
+        state.max_amount = limits.max_outstanding_amount
+        rolling = limits.order_quantity
+        if rolling is not None and rolling.limit > 0:
+            state.quantity_limit, state.quantity_window = rolling.limit, rolling.window
+        else:
+            state.quantity_limit, state.quantity_window = 0, 0.0
+        rolling = limits.order_amount
+        if rolling is not None and rolling.limit > 0:
+            state.amount_limit, state.amount_window = rolling.limit, rolling.window
+        else:
+            state.amount_limit, state.amount_window = 0, 0.0
+
+    def instrument_limits(self, user: str) -> dict[str, InstrumentLimits]:
+        """Every instrument the user set limits on (zero-valued ones included), by symbol."""
+        state = self._users.get(user)
+        return {} if state is None else dict(state.instruments)
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def count_request(self, user: str, now: float) -> Rejection | None:
+        """Check the message rate and count this execution request, unless the rate rejects it."""
+        state = self._users.get(user) or self._user(user)
+        rate = state.rate
+        sent = rate.advance(now, state.rate_window, self._history)
+        if state.rate_limit and sent >= state.rate_limit:
+            return Rejection(
+                "message_rate_rolling_limit",
+                f"risk limit message_rate_rolling_limit breached: {sent} requests in the last "
+                f"{state.rate_window:g} s, limit {state.rate_limit} (user)",
+                False,
+            )
+        rate.append(now, 1)
+        return None
+
+    def check_insert(
+        self, user: str, book_id: int, symbol: str, price: int, quantity: int, now: float
+    ) -> Reservation | Rejection:
+        """Check the user and instrument limits for an insert and, if none is breached, reserve it.
+
+        Checks in section 7's order: user max_outstanding_quantity, then the instrument's
+        max_outstanding_quantity, max_outstanding_amount, order_quantity_rolling_limit,
+        order_amount_rolling_limit. The message rate is ``count_request``'s.
+        """
+        state = self._users.get(user) or self._user(user)
+        book_key = (user, book_id)
+        book = self._books.get(book_key)
+        if book is None:
+            book = self._books[book_key] = _Out()
+        instrument = self._instruments.get((user, symbol)) or self._instrument(user, symbol)
+        amount = price * quantity
+        limit = state.max_quantity
+        if limit and state.out.quantity + quantity > limit:
+            return Rejection(
+                "max_outstanding_quantity",
+                f"risk limit max_outstanding_quantity breached: {state.out.quantity} resting + "
+                f"{quantity} new > {limit} (user)",
+                True,
+            )
+        limit = instrument.max_quantity
+        if limit and book.quantity + quantity > limit:
+            return Rejection(
+                "max_outstanding_quantity",
+                f"risk limit max_outstanding_quantity breached: {book.quantity} resting + "
+                f"{quantity} new > {limit} (instrument {symbol})",
+                True,
+            )
+        limit = instrument.max_amount
+        if limit and book.amount + amount > limit:
+            return Rejection(
+                "max_outstanding_amount",
+                f"risk limit max_outstanding_amount breached: {format_amount(book.amount)} resting + "
+                f"{format_amount(amount)} new > {format_amount(limit)} (instrument {symbol})",
+                True,
+            )
+        history = self._history
+        quantities = instrument.quantities
+        accepted = quantities.advance(now, instrument.quantity_window, history)
+        limit = instrument.quantity_limit
+        if limit and accepted + quantity > limit:
+            return Rejection(
+                "order_quantity_rolling_limit",
+                f"risk limit order_quantity_rolling_limit breached: {accepted} accepted in the last "
+                f"{instrument.quantity_window:g} s + {quantity} new > {limit} (instrument {symbol})",
+                False,
+            )
+        amounts = instrument.amounts
+        accepted = amounts.advance(now, instrument.amount_window, history)
+        limit = instrument.amount_limit
+        if limit and accepted + amount > limit:
+            return Rejection(
+                "order_amount_rolling_limit",
+                f"risk limit order_amount_rolling_limit breached: {format_amount(accepted)} accepted in "
+                f"the last {instrument.amount_window:g} s + {format_amount(amount)} new > "
+                f"{format_amount(limit)} (instrument {symbol})",
+                False,
+            )
+        seq = quantities.append(now, quantity)
+        amounts.append(now, amount)
+        out = state.out
+        out.quantity += quantity
+        out.amount += amount
+        book.quantity += quantity
+        book.amount += amount
+        reservation = Reservation(state, book_key, book, instrument, quantity, amount, seq)
+        state.pending += 1
+        self._pending.add(reservation)
+        return reservation
+
+    def placed(self, reservation: Reservation, order_id: int) -> None:
+        """The order book accepted the insert as ``order_id``; OnOrderInserted replaces the reservation."""
+        if reservation.state != _PENDING:
+            return
+        self._pending.discard(reservation)
+        state = reservation.user
+        state.pending -= 1
+        if order_id in state.early:
+            # The feed already counts the order itself.
+            state.early.discard(order_id)
+            reservation.state = _SETTLED
+            self._unreserve(reservation)
+        else:
+            reservation.state = _PLACED
+            reservation.order_id = order_id
+            self._placed[order_id] = reservation
+        if not state.pending and state.early:
+            state.early.clear()
+
+    def release(self, reservation: Reservation) -> None:
+        """The insert was refused or failed: undo its outstanding figures and its rolling entries.
+
+        Does nothing for a reservation already released or already replaced by its order.
+        """
+        if reservation.state == _PENDING:
+            self._pending.discard(reservation)
+            state = reservation.user
+            state.pending -= 1
+            if not state.pending and state.early:
+                state.early.clear()
+        elif reservation.state == _PLACED:
+            del self._placed[reservation.order_id]
+        else:
+            return
+        reservation.state = _RELEASED
+        self._unreserve(reservation)
+        instrument = reservation.instrument
+        instrument.quantities.cancel(reservation.seq)
+        instrument.amounts.cancel(reservation.seq)
+
+    # -- the feed -------------------------------------------------------------------------
+
+    def reset(self, orders: Iterable[tuple[str, int, int, int]]) -> None:
+        """Recompute outstanding from every resting order (owner, book_id, price, remaining).
+
+        Placed reservations are dropped (the orders themselves are in ``orders`` if still
+        resting); pending ones (requests still in flight) keep counting until released.
+        """
+        for reservation in self._placed.values():
+            reservation.state = _SETTLED
+        self._placed.clear()
+        for state in self._users.values():
+            state.out.quantity = state.out.amount = 0
+        old = self._books
+        for book in old.values():
+            book.quantity = book.amount = 0
+        self._books = {}
+        for reservation in self._pending:
+            self._books.setdefault(reservation.book_key, reservation.book)
+        for owner, book_id, price, remaining in orders:
+            self._count_order(owner, book_id, price, remaining)
+        for reservation in self._pending:
+            out = reservation.user.out
+            out.quantity += reservation.quantity
+            out.amount += reservation.amount
+            reservation.book.quantity += reservation.quantity
+            reservation.book.amount += reservation.amount
+
+    def order_added(self, owner: str, book_id: int, order_id: int, price: int, quantity: int) -> None:
+        """OnOrderInserted (full quantity): the order counts; a placed reservation for it is dropped."""
+        reservation = self._placed.pop(order_id, None)
+        state = self._users.get(owner) or self._user(owner)
+        book_key = (owner, book_id)
+        book = self._books.get(book_key)
+        if book is None:
+            book = self._books[book_key] = _Out()
+        amount = price * quantity
+        if reservation is not None:
+            reservation.state = _SETTLED
+            if reservation.book is book:
+                quantity_change = quantity - reservation.quantity
+                amount_change = amount - reservation.amount
+            else:
+                self._unreserve(reservation)
+                quantity_change, amount_change = quantity, amount
+        else:
+            if state.pending:
+                state.early.add(order_id)
+            quantity_change, amount_change = quantity, amount
+        out = state.out
+        out.quantity += quantity_change
+        out.amount += amount_change
+        book.quantity += quantity_change
+        book.amount += amount_change
+
+    def _count_order(self, owner: str, book_id: int, price: int, quantity: int) -> None:
+        """Count a resting order with no reservation to match (what ``reset`` does for each order)."""
+        state = self._users.get(owner) or self._user(owner)
+        book_key = (owner, book_id)
+        book = self._books.get(book_key)
+        if book is None:
+            book = self._books[book_key] = _Out()
+        amount = price * quantity
+        state.out.quantity += quantity
+        state.out.amount += amount
+        book.quantity += quantity
+        book.amount += amount
+
+    def order_reduced(self, owner: str, book_id: int, price: int, quantity: int) -> None:
+        """A fill (at that order's own price) or a cancel of ``quantity`` of an order of ``owner``."""
+        self._count_order(owner, book_id, price, -quantity)
+
+    def outstanding(self, user: str, book_id: int | None = None) -> tuple[int, int]:
+        """(quantity, amount) outstanding of the user, over all books or in one; reservations included."""
+        if book_id is None:
+            state = self._users.get(user)
+            return (0, 0) if state is None else (state.out.quantity, state.out.amount)
+        book = self._books.get((user, book_id))
+        return (0, 0) if book is None else (book.quantity, book.amount)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _user(self, user: str) -> _User:
+        state = self._users.get(user)
+        if state is None:
+            state = self._users[user] = _User()
+        return state
+
+    def _instrument(self, user: str, symbol: str) -> _Instrument:
+        key = (user, symbol)
+        state = self._instruments.get(key)
+        if state is None:
+            state = self._instruments[key] = _Instrument(symbol)
+        return state
+
+    def _unreserve(self, reservation: Reservation) -> None:
+        out = reservation.user.out
+        out.quantity -= reservation.quantity
+        out.amount -= reservation.amount
+        reservation.book.quantity -= reservation.quantity
+        reservation.book.amount -= reservation.amount
