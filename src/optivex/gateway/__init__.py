@@ -1,0 +1,6 @@
+"""The gateway: the execution and risk_limits protocols on one port (sections 6 and 7 of the contract).
+
+- ``component``: ``GatewayComponent`` (``optivex-gateway``): orders by symbol for the logged-in user,
+  checked against the user's limits (``optivex.risk``) and forwarded to the order book over the
+  connection of its feed, whose mirror gives symbols, order ownership and outstanding quantities.
+"""
