@@ -1,10 +1,22 @@
-"""info.component's encoders: the contract's messages from the market's plain data."""
+"""info.component's encoders (the contract's messages from the market's plain data) and its publication
+interval."""
 
 from __future__ import annotations
 
+import pytest
+
 from optivex.engine import BUY, SELL
 from optivex.feed.mirror import BookMirror, Instrument
-from optivex.info.component import encode_depth, encode_instrument, encode_top, encode_trade
+from optivex.info.component import (
+    MAX_PUBLISH_INTERVAL,
+    PUBLISH_INTERVAL,
+    PUBLISH_INTERVAL_PER_SUBSCRIBER,
+    encode_depth,
+    encode_instrument,
+    encode_top,
+    encode_trade,
+    publish_interval,
+)
 from optivex.info.market import MAX_DEPTH_LEVELS, MAX_SHOWN_QUANTITY, Depth, Listed, Market, Top, Trade
 from optivex.proto import info_pb2 as pb
 from optivex.units import MAX_UNITS
@@ -72,3 +84,12 @@ def test_the_deepest_book_shown_fits_in_a_frame() -> None:
     assert view.depth.bids[0][0] == MAX_UNITS - 4 * MAX_DEPTH_LEVELS + MAX_DEPTH_LEVELS + 4  # the best
     frame = encode_depth(view.symbol, 2**62, view.depth)
     assert len(frame) - 4 <= MAX_FRAME_LENGTH
+
+
+def test_the_publication_interval_grows_with_subscribers_within_its_bounds() -> None:
+    assert publish_interval(0) == PUBLISH_INTERVAL
+    assert publish_interval(20) == PUBLISH_INTERVAL  # 20 x 40 us is below the floor
+    assert publish_interval(100) == pytest.approx(100 * PUBLISH_INTERVAL_PER_SUBSCRIBER)
+    assert publish_interval(1_000_000) == MAX_PUBLISH_INTERVAL
+    intervals = [publish_interval(n) for n in range(0, 3000, 7)]
+    assert intervals == sorted(intervals)
