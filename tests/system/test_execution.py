@@ -5,7 +5,9 @@ Which rule each test covers:
 - an insert's response is the order book's (order_id, timestamp, trade_ids, traded_quantity, equal to
   its events), placed for the logged-in user: `test_insert_is_the_order_books`,
   `test_a_crossing_insert_reports_its_trades`;
-- a user cancels its own resting order: `test_cancel_of_an_own_order`;
+- a user cancels its own resting order: `test_cancel_of_an_own_order`, also at once after its insert's
+  response, from that connection or another, or of an order placed in its name straight on the order
+  book: `test_cancel_at_once_after_the_insert`;
 - cancelling another user's order, an order of another instrument, a filled, a cancelled or an unknown
   order is an error and changes nothing: `test_cancel_errors_change_nothing`;
 - an unknown symbol is an error, for inserts and cancels: `test_unknown_symbol`;
@@ -34,6 +36,8 @@ from .helpers import BUY, SELL, TIMEOUT, Exchange, SyncClient, insert, until_bar
 CLIENTS = 4
 CREATIONS = 200
 """Instruments created, and at once traded through the gateway, across the parallel clients."""
+CANCEL_ROUNDS = 200
+"""Orders cancelled as soon as their insert is answered (each a chance for a stale mirror to show)."""
 
 
 def place(client: SyncClient, symbol: str, side: int, price: float, quantity: int) -> ex.InsertOrderResponse:
@@ -122,6 +126,22 @@ def test_cancel_of_an_own_order(gateway: Exchange) -> None:
     assert isinstance(event, ob.OnOrderCancelled) and event.order_id == order.order_id
     # cancelled: a second cancel is an error
     assert withdraw(alice, "ABC", order.order_id).error_message
+
+
+def test_cancel_at_once_after_the_insert(gateway: Exchange) -> None:
+    """The client holds the order's InsertOrderResponse before the gateway's feed may have its event."""
+    book = gateway.create_instrument("ABC")
+    alice, alice_too = gateway.gateway("alice"), gateway.gateway("alice")
+    direct = gateway.order_book()
+    for n in range(CANCEL_ROUNDS):
+        order = place(alice, "ABC", BUY, 10.0, 1)
+        assert order.error_message == ""
+        response = withdraw(alice_too if n % 2 else alice, "ABC", order.order_id)
+        assert response.error_message == "", n
+    # an order of alice's placed straight on the order book: the gateway did not even send it
+    for n in range(CANCEL_ROUNDS):
+        order_id = insert(direct, book, SELL, 11.0, 1, "alice").order_id
+        assert withdraw(alice, "ABC", order_id).error_message == "", n
 
 
 def test_cancel_errors_change_nothing(gateway: Exchange) -> None:
