@@ -19,6 +19,8 @@ Which rule each test covers:
 - checks see every fill and cancel a client was told of (fills by another user through the gateway or
   straight on the order book, a cancel on another connection):
   `test_fills_and_cancels_lower_outstanding_at_once`;
+- limits outlive an order-book restart, whose new day's outstanding starts afresh:
+  `test_limits_outlive_an_order_book_restart`;
 - race-free: 2 connections x 200 pipelined inserts against a limit that admits exactly 100:
   `test_two_connections_racing_never_both_slip_under_a_limit`;
 - section 4's confirmation rule for risk_limits (instrument limits set right after a confirmed
@@ -391,6 +393,26 @@ def test_fills_and_cancels_lower_outstanding_at_once(risk_limits: Exchange) -> N
         assert insert(direct, book, SELL, 5.0, 100, "bob").traded_quantity == 100
         ok(place(alice, "DEF", BUY, 4.0, 100))  # at once: the fill freed all of it
         assert insert(direct, book, SELL, 4.0, 100, "bob").traded_quantity == 100
+
+
+def test_limits_outlive_an_order_book_restart(risk_limits: Exchange) -> None:
+    """A new day of the order book: the limits hold on (kept by user and symbol), yesterday's orders
+    no longer count (the feed's fresh replay)."""
+    risk_limits.create_instrument("ABC")
+    alice = risk_limits.gateway("alice")
+    ok(set_user(alice, max_outstanding_quantity=10))
+    ok(set_instrument(alice, "ABC", max_outstanding_amount=150.0))
+    ok(place(alice, "ABC", BUY, 10.0, 10))
+    breached(place(alice, "ABC", BUY, 10.0, 1), "max_outstanding_quantity")
+    risk_limits.deployment.stop_component("order_book")
+    risk_limits.deployment.start_component("order_book")
+    risk_limits.create_instrument("ABC")
+    assert get_user(alice).user_risk_limits == rl.UserRiskLimits(max_outstanding_quantity=10)
+    assert get_instruments(alice) == {"ABC": rl.InstrumentRiskLimits(max_outstanding_amount=150.0)}
+    ok(place(alice, "ABC", BUY, 10.0, 10))
+    breached(place(alice, "ABC", BUY, 10.0, 1), "max_outstanding_quantity")
+    ok(set_user(alice))
+    breached(place(alice, "ABC", BUY, 10.0, 6), "max_outstanding_amount")  # 100 + 60 > 150
 
 
 @pytest.mark.xdist_group("heavy")
