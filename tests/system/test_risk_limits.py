@@ -150,14 +150,14 @@ def test_set_replaces_the_whole_message(risk_limits: Exchange) -> None:
     breached(place(alice, "ABC", BUY, 10.0, 93), "max_outstanding_amount")  # 80 + 930 > 1000
 
 
-USER_ERRORS = [
+USER_ERRORS: list[tuple[str, dict[str, Any]]] = [
     ("max_outstanding_quantity", {"max_outstanding_quantity": -1}),
     ("message_rate_rolling_limit", {"message_rate_rolling_limit": rolling(-1, 10)}),
     ("message_rate_rolling_limit", {"message_rate_rolling_limit": rolling(5, 0)}),
     ("message_rate_rolling_limit", {"message_rate_rolling_limit": rolling(5, -1)}),
     ("message_rate_rolling_limit", {"message_rate_rolling_limit": rolling(0, -1)}),
 ]
-INSTRUMENT_ERRORS = [
+INSTRUMENT_ERRORS: list[tuple[str, dict[str, Any]]] = [
     ("max_outstanding_quantity", {"max_outstanding_quantity": -1}),
     ("max_outstanding_amount", {"max_outstanding_amount": -0.01}),
     ("max_outstanding_amount", {"max_outstanding_amount": math.nan}),
