@@ -187,6 +187,21 @@ class GatewayComponent(Component):
             book = self.feed.mirror.book_by_symbol(symbol)
         return book
 
+    def _insert_target(self, symbol: str, side: int, price: int | None, quantity: int) -> MirrorBook | str:
+        """The book an insert goes to as the mirror stands, or the error that answers it."""
+        book = self.feed.mirror.book_by_symbol(symbol)
+        if book is None:
+            return unknown_instrument(symbol)
+        return order_error(side, price, quantity, book.tick) or book
+
+    def _cancel_target(self, user: str, symbol: str, order_id: int) -> MirrorBook | str:
+        """The book a cancel goes to as the mirror stands, or the error that answers it."""
+        mirror = self.feed.mirror
+        book = mirror.book_by_symbol(symbol)
+        if book is None:
+            return unknown_instrument(symbol)
+        return cancel_error(mirror, user, book, symbol, order_id) or book
+
     # execution --------------------------------------------------------------
 
     @handles(ex.InsertOrderRequest)
@@ -203,34 +218,27 @@ class GatewayComponent(Component):
         price = price_to_units(request.price)
         feed = self.feed
         try:
-            book = await self._book(symbol)
-            if book is None:
-                reply.error(unknown_instrument(symbol))
-                return
-            error = order_error(side, price, quantity, book.tick)
-            if error is not None:
-                reply.error(error)
+            if feed.mirror.book_by_symbol(symbol) is None:
+                await feed.barrier()  # "unknown instrument" only after it
+            target = self._insert_target(symbol, side, price, quantity)
+            if isinstance(target, str):
+                reply.error(target)
                 return
             assert price is not None  # order_error refuses None
-            checked = risk.check_insert(user, book.book_id, symbol, price, quantity, monotonic())
+            checked = risk.check_insert(user, target.book_id, symbol, price, quantity, monotonic())
             if isinstance(checked, Rejection) and checked.outstanding:
                 # Maybe stale: fills and cancels any client was told of may not have reached the feed yet.
                 await feed.barrier()
-                book = feed.mirror.book_by_symbol(symbol)  # the same, unless the order book restarted
-                if book is None:
-                    reply.error(unknown_instrument(symbol))
+                target = self._insert_target(symbol, side, price, quantity)  # the same unless a new day
+                if isinstance(target, str):
+                    reply.error(target)
                     return
-                error = order_error(side, price, quantity, book.tick)
-                if error is not None:
-                    reply.error(error)
-                    return
-                checked = risk.check_insert(user, book.book_id, symbol, price, quantity, monotonic())
+                checked = risk.check_insert(user, target.book_id, symbol, price, quantity, monotonic())
             if isinstance(checked, Rejection):
                 reply.error(checked.message)
                 return
             reservation: Reservation = checked
-            # The reservation holds from here: nothing between it and the send may await anything but the
-            # request, and every way out releases or places it.
+            # The reservation holds from here: every way out releases or places it.
             try:
                 await feed.wait_up()
             except LinkError:
@@ -243,7 +251,7 @@ class GatewayComponent(Component):
         try:
             response = await feed.request(
                 ob.InsertOrderRequest(
-                    order_book_id=book.book_id,
+                    order_book_id=target.book_id,
                     side=request.side,
                     price=units_to_price(price),
                     quantity=quantity,
@@ -287,24 +295,16 @@ class GatewayComponent(Component):
         order_id = request.order_id
         feed = self.feed
         try:
-            book = await self._book(symbol)
-            if book is None:
-                reply.error(unknown_instrument(symbol))
-                return
-            error = cancel_error(feed.mirror, user, book, symbol, order_id)
-            if error is not None:
-                # The client may know of its order (its InsertOrderResponse) before the feed applied it.
+            target = self._cancel_target(user, symbol, order_id)
+            if isinstance(target, str):
+                # The client may know of the order (its InsertOrderResponse) before the feed applied it.
                 await feed.barrier()
-                book = feed.mirror.book_by_symbol(symbol)
-                if book is None:
-                    reply.error(unknown_instrument(symbol))
-                    return
-                error = cancel_error(feed.mirror, user, book, symbol, order_id)
-                if error is not None:
-                    reply.error(error)
+                target = self._cancel_target(user, symbol, order_id)
+                if isinstance(target, str):
+                    reply.error(target)
                     return
             response = await feed.request(
-                ob.CancelOrderRequest(order_book_id=book.book_id, order_id=order_id), ob.CancelOrderResponse
+                ob.CancelOrderRequest(order_book_id=target.book_id, order_id=order_id), ob.CancelOrderResponse
             )
         except LinkError as exc:
             reply.error(str(exc))
