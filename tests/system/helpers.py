@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from google.protobuf.message import Message
@@ -157,6 +159,44 @@ def until_barrier(client: SyncClient) -> list[Message]:
         before.append(message)
 
 
+def create_then_at_once(
+    pairs: Sequence[tuple[SyncClient, SyncClient]], creations: int, use: Callable[[SyncClient, str, int], str]
+) -> list[str]:
+    """Section 4's confirmation rule under load: every (admin client, other client) pair, each in a thread
+    and all started together, creates ``creations // len(pairs)`` instruments (``C<pair>_<n>``, tick 0.01)
+    and right after each confirmed creation calls ``use(other, symbol, n)``, which returns an error
+    message ("" when the other component accepted the symbol). Returns every failure, as text."""
+    start = threading.Barrier(len(pairs))
+    failures: list[str] = []
+
+    def run(index: int, admin: SyncClient, other: SyncClient) -> None:
+        try:
+            start.wait(TIMEOUT)
+            for n in range(creations // len(pairs)):
+                symbol = f"C{index}_{n}"
+                response = admin.request(
+                    admin_pb2.CreateInstrumentRequest(
+                        instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01
+                    ),
+                    expect=admin_pb2.CreateInstrumentResponse,
+                )
+                if response.error_message:
+                    failures.append(f"create {symbol}: {response.error_message}")
+                    continue
+                error = use(other, symbol, n)
+                if error:
+                    failures.append(f"{symbol} right after its creation: {error}")
+        except Exception as exc:  # reported with the rest: a thread's exception would otherwise be lost
+            failures.append(f"client {index}: {exc!r}")
+
+    threads = [threading.Thread(target=run, args=(i, a, o)) for i, (a, o) in enumerate(pairs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
 def subscribe(
     client: SyncClient, symbol: str, kind: int = info_pb2.TOP_OF_BOOK
 ) -> info_pb2.OnTopOfBook | info_pb2.OnPriceDepthBook:
@@ -227,6 +267,7 @@ __all__ = [
     "SyncClient",
     "barrier_request",
     "cancel",
+    "create_then_at_once",
     "insert",
     "settle",
     "subscribe",

@@ -21,17 +21,16 @@ Which rule each test covers:
 from __future__ import annotations
 
 import math
-import threading
 from typing import cast
 
 import pytest
 from google.protobuf.message import Message
 
-from optivex.proto import admin_pb2, common_pb2
+from optivex.proto import common_pb2
 from optivex.proto import execution_pb2 as ex
 from optivex.proto import order_book_pb2 as ob
 
-from .helpers import BUY, SELL, TIMEOUT, Exchange, SyncClient, insert, until_barrier
+from .helpers import BUY, SELL, Exchange, SyncClient, create_then_at_once, insert, until_barrier
 
 CLIENTS = 4
 CREATIONS = 200
@@ -222,38 +221,13 @@ def test_requests_before_login_are_refused(gateway: Exchange) -> None:
 
 @pytest.mark.xdist_group("heavy")
 def test_create_then_insert_at_once_in_parallel(gateway: Exchange) -> None:
-    users = ("alice", "bob", "carol", "dave")[:CLIENTS]
-    pairs = [(gateway.admin(), gateway.gateway(user)) for user in users]
-    start = threading.Barrier(CLIENTS)
-    failures: list[str] = []
+    pairs = [(gateway.admin(), gateway.gateway(user)) for user in ("alice", "bob", "carol", "dave")[:CLIENTS]]
     placed: list[int] = []
 
-    def run(index: int, admin: SyncClient, trader: SyncClient) -> None:
-        try:
-            start.wait(TIMEOUT)
-            for n in range(CREATIONS // CLIENTS):
-                symbol = f"C{index}_{n}"
-                response = admin.request(
-                    admin_pb2.CreateInstrumentRequest(
-                        instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01
-                    ),
-                    expect=admin_pb2.CreateInstrumentResponse,
-                )
-                if response.error_message:
-                    failures.append(f"create {symbol}: {response.error_message}")
-                    continue
-                answer = place(trader, symbol, BUY if n % 2 else SELL, 10.0, 1)
-                if answer.error_message:
-                    failures.append(f"insert in {symbol} right after its creation: {answer.error_message}")
-                else:
-                    placed.append(answer.order_id)
-        except Exception as exc:  # reported below: a thread's exception would otherwise be lost
-            failures.append(f"client {index}: {exc!r}")
+    def trade(trader: SyncClient, symbol: str, n: int) -> str:
+        answer = place(trader, symbol, BUY if n % 2 else SELL, 10.0, 1)
+        placed.append(answer.order_id)
+        return answer.error_message
 
-    threads = [threading.Thread(target=run, args=(i, a, t)) for i, (a, t) in enumerate(pairs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert create_then_at_once(pairs, CREATIONS, trade) == []
     assert len(set(placed)) == CREATIONS

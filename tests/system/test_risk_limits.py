@@ -37,12 +37,11 @@ from typing import Any
 import pytest
 from google.protobuf.message import Message
 
-from optivex.proto import admin_pb2, common_pb2
 from optivex.proto import execution_pb2 as ex
 from optivex.proto import order_book_pb2 as ob
 from optivex.proto import risk_limits_pb2 as rl
 
-from .helpers import BUY, SELL, TIMEOUT, Exchange, SyncClient, insert, until_barrier
+from .helpers import BUY, SELL, TIMEOUT, Exchange, SyncClient, create_then_at_once, insert, until_barrier
 from .test_execution import place, watcher, withdraw
 
 CLIENTS = 4
@@ -472,36 +471,14 @@ def test_two_connections_racing_never_both_slip_under_a_limit(risk_limits: Excha
 
 @pytest.mark.xdist_group("heavy")
 def test_create_then_set_limits_at_once_in_parallel(risk_limits: Exchange) -> None:
-    users = ("alice", "bob", "carol", "dave")[:CLIENTS]
-    pairs = [(risk_limits.admin(), risk_limits.gateway(user)) for user in users]
-    start = threading.Barrier(CLIENTS)
-    failures: list[str] = []
+    pairs = [
+        (risk_limits.admin(), risk_limits.gateway(user))
+        for user in ("alice", "bob", "carol", "dave")[:CLIENTS]
+    ]
 
-    def run(index: int, admin: SyncClient, trader: SyncClient) -> None:
-        try:
-            start.wait(TIMEOUT)
-            for n in range(CREATIONS // CLIENTS):
-                symbol = f"C{index}_{n}"
-                response = admin.request(
-                    admin_pb2.CreateInstrumentRequest(
-                        instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01
-                    ),
-                    expect=admin_pb2.CreateInstrumentResponse,
-                )
-                if response.error_message:
-                    failures.append(f"create {symbol}: {response.error_message}")
-                    continue
-                answer = set_instrument(trader, symbol, max_outstanding_quantity=n + 1)
-                if answer.error_message:
-                    failures.append(f"limits on {symbol} right after its creation: {answer.error_message}")
-        except Exception as exc:
-            failures.append(f"client {index}: {exc!r}")
+    def limit(trader: SyncClient, symbol: str, n: int) -> str:
+        return set_instrument(trader, symbol, max_outstanding_quantity=n + 1).error_message
 
-    threads = [threading.Thread(target=run, args=(i, a, t)) for i, (a, t) in enumerate(pairs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert create_then_at_once(pairs, CREATIONS, limit) == []
     for _, trader in pairs:
         assert len(get_instruments(trader)) == CREATIONS // CLIENTS
