@@ -35,6 +35,10 @@ b. load: 4 client processes (multiprocessing "spawn"), one per user, each
    on_behalf_of_username) follows as the same-minutes baseline, and the ratio
    gateway/direct; `--repeat N` alternates the two N times.
 
+Components run with their configs from deployment_config.json, so with their
+default busy polling after each read (the order book's 200 us; the gateway's 0
+when this was written: it sleeps in epoll); `--gateway-busy-poll-us` sets the
+gateway's `busyPollMicroseconds`.
 `--direct-only` runs the direct halves alone, on the order book and admin (no
 gateway in the deployment).
 
@@ -64,7 +68,13 @@ from info_fanout import READERS as TRADERS
 from orderbook_tcp import insert as random_insert
 
 from optivex.client import SyncClient
-from optivex.deploy import ADMIN_USER, Deployment, start_suite
+from optivex.deploy import (
+    ADMIN_USER,
+    Deployment,
+    components_for_suite,
+    default_deployment_path,
+    load_deployment,
+)
 from optivex.proto import admin_pb2, common_pb2, execution_pb2, risk_limits_pb2
 from optivex.proto import order_book_pb2 as pb
 from optivex.protocols import PROTOCOLS, Protocol, protocol_for
@@ -77,8 +87,9 @@ GATEWAY_PROTOCOL = protocol_for(("execution", "risk_limits"))
 ORDER_BOOK_PROTOCOL = PROTOCOLS["order_book"]
 HIGH_QUANTITY = 1_000_000_000_000
 """max_outstanding_quantity (user and instrument): far above anything a run leaves resting."""
-HIGH_AMOUNT = 1e12
-"""max_outstanding_amount: far above price x quantity of anything a run leaves resting."""
+HIGH_AMOUNT = 1e11
+"""max_outstanding_amount: far above price x quantity of anything a run leaves resting (and within the
+gateway's largest amount, 2**53 - 1 units of 0.0001: about 9e11)."""
 HIGH_ROLLING = 2_000_000_000
 """Every rolling limit (an int32): far above what `--limit-window` seconds of a run reach."""
 SETUP_TIMEOUT = 60.0
@@ -511,6 +522,9 @@ def main() -> None:
         default=0,
         help="busy polling of the round-trip clients (0: blocking)",
     )
+    parser.add_argument(
+        "--gateway-busy-poll-us", type=int, help="the gateway's busyPollMicroseconds (default: its config's)"
+    )
     parser.add_argument("--direct-only", action="store_true", help="no gateway: the direct halves alone")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args()
@@ -520,10 +534,13 @@ def main() -> None:
     paths = ["direct"] if args.direct_only else ["gateway", "direct"]
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        suite = "order_book" if args.direct_only else "risk_limits"
-        deployment: Deployment = stack.enter_context(
-            start_suite(suite, tmp, start_timeout=COMPONENT_START_TIMEOUT)
-        )
+        config = load_deployment(default_deployment_path())
+        specs = components_for_suite(config, "order_book" if args.direct_only else "risk_limits")
+        if args.gateway_busy_poll_us is not None:
+            override = {"busyPollMicroseconds": args.gateway_busy_poll_us}
+            specs = [s.derive(config=override) if "execution" in s.protocols else s for s in specs]
+        deployment = Deployment(specs, tmp, start_timeout=COMPONENT_START_TIMEOUT)
+        stack.enter_context(deployment.start())
         book = create_instrument(*deployment.address("admin"))
         targets = {"direct": Target("direct", *deployment.address("order_book"), book)}
         pids = {"order book": deployment.provider("order_book").pid}
