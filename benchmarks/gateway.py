@@ -360,8 +360,7 @@ def _load_client(target: Target, user: str, window: int, control: Pipe) -> Clien
     command = control.recv()
     assert command[0] == "go", command
     _, start, count_from, end = command
-    while time.monotonic() < start:
-        pass
+    sleep_until(start)
     before: tuple[int, int, float] | None = None
     while True:
         now = time.monotonic()
@@ -469,6 +468,7 @@ class LoadRun:
 
 
 def sleep_until(moment: float) -> None:
+    """Sleep until time.monotonic() reaches `moment` (the same clock in every process of the machine)."""
     while (left := moment - time.monotonic()) > 0:
         time.sleep(left)
 
