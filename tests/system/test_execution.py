@@ -14,6 +14,8 @@ Which rule each test covers:
 - validation errors (side, price <= 0, NaN, inf, off tick, too large, quantity <= 0) are the order
   book's own wording, and nothing reaches the book: `test_validation_errors_are_the_order_books`;
 - requests before login are refused: `test_requests_before_login_are_refused`;
+- the unavailable rule while the order book is down, and its new day after a restart:
+  `test_while_the_order_book_is_down_and_after_its_restart`;
 - once a client holds a successful CreateInstrumentResponse, the gateway accepts the symbol (never
   "unknown instrument"), 200 times across 4 parallel clients: `test_create_then_insert_at_once_in_parallel`.
 """
@@ -217,6 +219,30 @@ def test_requests_before_login_are_refused(gateway: Exchange) -> None:
     assert place(anonymous, "ABC", BUY, 10.0, 1).error_message
     assert withdraw(anonymous, "ABC", 1).error_message
     assert events(watch) == []
+
+
+def test_while_the_order_book_is_down_and_after_its_restart(gateway: Exchange) -> None:
+    """The unavailable rule while it is down; after it, a new day: yesterday's symbol is unknown, and
+    no request goes to the new day's book that has yesterday's id (the gateway's feed may still be
+    reconnecting when the first request comes)."""
+    gateway.create_instrument("ABC")
+    alice = gateway.gateway("alice")
+    order = place(alice, "ABC", BUY, 10.0, 1)
+    gateway.deployment.stop_component("order_book")
+    # The first request may reach the gateway before it read the end of its feed's connection.
+    first = place(alice, "ABC", BUY, 10.0, 1)
+    assert first.error_message.startswith("order book ") and first.error_message.endswith("carried out")
+    unavailable = "order book unavailable; the request was not carried out"
+    assert place(alice, "ABC", BUY, 10.0, 1).error_message == unavailable
+    assert withdraw(alice, "ABC", order.order_id).error_message == unavailable
+    gateway.deployment.start_component("order_book")
+    assert "unknown instrument" in place(alice, "ABC", BUY, 10.0, 1).error_message  # not yesterday's book
+    gateway.create_instrument("XYZ")  # book 1 again, as ABC was yesterday
+    watch = watcher(gateway)
+    assert "unknown instrument" in place(alice, "ABC", BUY, 10.0, 1).error_message
+    assert "unknown instrument" in withdraw(alice, "ABC", order.order_id).error_message
+    assert events(watch) == []
+    assert place(alice, "XYZ", BUY, 10.0, 1).error_message == ""
 
 
 @pytest.mark.xdist_group("heavy")

@@ -46,7 +46,7 @@ from typing import cast
 
 from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
-from optivex.app.dependents import LinkError
+from optivex.app.dependents import LinkError, Unavailable
 from optivex.app.users import User
 from optivex.engine.book import order_error
 from optivex.feed.follower import Feed, Follows
@@ -176,16 +176,16 @@ class GatewayComponent(Component):
 
     # helpers ---------------------------------------------------------------
 
-    async def _book(self, symbol: str) -> MirrorBook | None:
-        """The book of `symbol`: from the mirror, or after the feed's barrier if it does not know it yet.
+    async def _settle(self, symbol: str) -> None:
+        """Bring the mirror up to date where it could answer wrongly: unless the link is up and the
+        mirror knows `symbol`, the feed's barrier (so "unknown instrument" is only said after it, and a
+        mirror of a previous connection, perhaps of a previous day, is never used).
 
         Raises LinkError when the order book cannot be asked.
         """
-        book = self.feed.mirror.book_by_symbol(symbol)
-        if book is None:
-            await self.feed.barrier()
-            book = self.feed.mirror.book_by_symbol(symbol)
-        return book
+        feed = self.feed
+        if not feed.up or feed.mirror.book_by_symbol(symbol) is None:
+            await feed.barrier()
 
     def _insert_target(self, symbol: str, side: int, price: int | None, quantity: int) -> MirrorBook | str:
         """The book an insert goes to as the mirror stands, or the error that answers it."""
@@ -203,6 +203,11 @@ class GatewayComponent(Component):
         return cancel_error(mirror, user, book, symbol, order_id) or book
 
     # execution --------------------------------------------------------------
+    #
+    # Between the last look at the mirror and the send there is no await (Link.request sends at once
+    # while the link is up and has a free slot; if its connection is gone by then, it raises), so a
+    # request always goes out on the connection whose mirror decided it. Should the link have dropped
+    # while a handler resumed from a barrier, the request is answered "unavailable" instead.
 
     @handles(ex.InsertOrderRequest)
     async def insert_order(self, reply: Reply, request: ex.InsertOrderRequest) -> None:
@@ -218,8 +223,7 @@ class GatewayComponent(Component):
         price = price_to_units(request.price)
         feed = self.feed
         try:
-            if feed.mirror.book_by_symbol(symbol) is None:
-                await feed.barrier()  # "unknown instrument" only after it
+            await self._settle(symbol)
             target = self._insert_target(symbol, side, price, quantity)
             if isinstance(target, str):
                 reply.error(target)
@@ -234,21 +238,17 @@ class GatewayComponent(Component):
                     reply.error(target)
                     return
                 checked = risk.check_insert(user, target.book_id, symbol, price, quantity, monotonic())
-            if isinstance(checked, Rejection):
-                reply.error(checked.message)
-                return
-            reservation: Reservation = checked
-            # The reservation holds from here: every way out releases or places it.
-            try:
-                await feed.wait_up()
-            except LinkError:
-                risk.release(reservation)
-                raise
-            sent_on = feed.connections
         except LinkError as exc:
             reply.error(str(exc))
             return
+        if isinstance(checked, Rejection):
+            reply.error(checked.message)
+            return
+        reservation: Reservation = checked
+        sent_on = feed.connections
         try:
+            if not feed.up:
+                raise Unavailable(feed.target)
             response = await feed.request(
                 ob.InsertOrderRequest(
                     order_book_id=target.book_id,
@@ -295,6 +295,7 @@ class GatewayComponent(Component):
         order_id = request.order_id
         feed = self.feed
         try:
+            await self._settle(symbol)
             target = self._cancel_target(user, symbol, order_id)
             if isinstance(target, str):
                 # The client may know of the order (its InsertOrderResponse) before the feed applied it.
@@ -303,6 +304,8 @@ class GatewayComponent(Component):
                 if isinstance(target, str):
                     reply.error(target)
                     return
+            if not feed.up:
+                raise Unavailable(feed.target)
             response = await feed.request(
                 ob.CancelOrderRequest(order_book_id=target.book_id, order_id=order_id), ob.CancelOrderResponse
             )
@@ -344,11 +347,11 @@ class GatewayComponent(Component):
             return
         symbol = request.instrument_symbol
         try:
-            book = await self._book(symbol)
+            await self._settle(symbol)
         except LinkError as exc:
             reply.error(str(exc))
             return
-        if book is None:
+        if self.feed.mirror.book_by_symbol(symbol) is None:
             reply.error(unknown_instrument(symbol))
             return
         self.risk.set_instrument_limits(cast(str, reply.conn.user), symbol, limits)
