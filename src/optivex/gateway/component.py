@@ -63,7 +63,14 @@ from optivex.risk.limits import (
     instrument_limits_error,
     user_limits_error,
 )
-from optivex.units import UNITS_PER_ONE, amount_to_units, price_to_units, units_to_price
+from optivex.units import (
+    MAX_UNITS,
+    UNITS_PER_ONE,
+    amount_to_units,
+    format_units,
+    price_to_units,
+    units_to_price,
+)
 
 
 def _rolling(limit: rl.RollingWindowLimit, scale: int) -> Rolling:
@@ -97,7 +104,10 @@ def instrument_limits(message: rl.InstrumentRiskLimits) -> InstrumentLimits | st
     """
     amount = amount_to_units(message.max_outstanding_amount)
     if amount is None:
-        return f"max_outstanding_amount must be a finite number >= 0, not {message.max_outstanding_amount!r}"
+        return (
+            f"max_outstanding_amount must be a finite number from 0 to {format_units(MAX_UNITS)}, "
+            f"not {message.max_outstanding_amount!r}"
+        )
     quantity = None
     if message.HasField("order_quantity_rolling_limit"):
         quantity = _rolling(message.order_quantity_rolling_limit, 1)
