@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optivex.units import price_to_units, tick_to_units, units_to_price
+from optivex.units import amount_to_units, format_amount, price_to_units, tick_to_units, units_to_price
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,30 @@ def test_valid_ticks(tick: float, units: int) -> None:
 @pytest.mark.parametrize("tick", [0.0, -0.01, 0.00001, 0.1 + 0.2, 0.00015, math.nan, math.inf])
 def test_invalid_ticks_are_rejected_not_rounded(tick: float) -> None:
     assert tick_to_units(tick) is None
+
+
+@pytest.mark.parametrize(
+    ("amount", "units"),
+    [(1000.0, 10_000_000), (0.0, 0), (-0.0, 0), (12.3456, 123456), (1.00005, 10000), (0.00004, 0)],
+)
+def test_amount_to_units_rounds_like_a_price(amount: float, units: int) -> None:
+    assert amount_to_units(amount) == units
+
+
+@pytest.mark.parametrize("amount", [-0.0001, -1.0, math.nan, math.inf, -math.inf, 1e300])
+def test_amount_to_units_refuses_negative_and_unrepresentable(amount: float) -> None:
+    assert amount_to_units(amount) is None
+
+
+@pytest.mark.parametrize(
+    ("units", "text"),
+    [
+        (9_500_000, "950.0000"),
+        (0, "0.0000"),
+        (1, "0.0001"),
+        (-123456, "-12.3456"),
+        (10**30, f"{10**26}.0000"),
+    ],
+)
+def test_format_amount_has_exactly_four_decimals(units: int, text: str) -> None:
+    assert format_amount(units) == text
