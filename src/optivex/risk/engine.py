@@ -12,6 +12,12 @@ yet. A reservation counts until the feed applies that order (``placed`` then
 failed). So the check and the reservation are one step, and two concurrent inserts of
 one user can never both slip under one limit.
 
+``placed`` may come before or after the feed's ``order_added`` for that id: an order the
+feed adds while one of its owner's reservations is pending is remembered (until none is
+pending), so ``placed`` then drops the reservation instead of waiting. After ``reset``,
+requests that were in flight must be released, not placed: the fresh mirror counts
+whatever the order book accepted.
+
 Rolling windows (the message rate per user; accepted quantities and amounts per
 (user, symbol)) are logs of (time, value) in time order with a running total of the
 entries whose age is below the window. Entries are kept for ``max(window, history)``
@@ -26,7 +32,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from optivex.risk.limits import InstrumentLimits, UserLimits, instrument_limits_error, user_limits_error
+from optivex.risk.limits import (
+    InstrumentLimits,
+    Rolling,
+    UserLimits,
+    instrument_limits_error,
+    user_limits_error,
+)
 from optivex.units import format_amount
 
 HISTORY_SECONDS = 60.0
@@ -207,6 +219,31 @@ class Reservation:
         self.order_id = 0
 
 
+def _shift(user: _Out, book: _Out, quantity: int, amount: int) -> None:
+    """Add to a user's and one of its books' outstanding figures (negative: take away)."""
+    user.quantity += quantity
+    user.amount += amount
+    book.quantity += quantity
+    book.amount += amount
+
+
+def _applied(rolling: Rolling | None) -> tuple[int, float]:
+    """(limit, window) of a rolling limit as the checks use it: (0, 0.0) when it does not apply."""
+    if rolling is not None and rolling.limit > 0:
+        return rolling.limit, rolling.window
+    return 0, 0.0
+
+
+def _breach(field: str, figure: str, new: int, limit: int, where: str, amounts: bool = False) -> Rejection:
+    """The rejection of an insert: "risk limit F breached: <figure> + N new > L (where)"."""
+    shown_new, shown_limit = (format_amount(new), format_amount(limit)) if amounts else (new, limit)
+    return Rejection(
+        field,
+        f"risk limit {field} breached: {figure} + {shown_new} new > {shown_limit} ({where})",
+        field.startswith("max_outstanding"),
+    )
+
+
 class RiskEngine:
     """Every user's limits, outstanding figures and rolling windows; the checks of section 7."""
 
@@ -228,11 +265,7 @@ class RiskEngine:
         state = self._user(user)
         state.limits = limits
         state.max_quantity = limits.max_outstanding_quantity
-        rate = limits.message_rate
-        if rate is not None and rate.limit > 0:
-            state.rate_limit, state.rate_window = rate.limit, rate.window
-        else:
-            state.rate_limit, state.rate_window = 0, 0.0
+        state.rate_limit, state.rate_window = _applied(limits.message_rate)
 
     def user_limits(self, user: str) -> UserLimits | None:
         """The user's limits as last set; None before any Set."""
@@ -248,16 +281,8 @@ class RiskEngine:
         state = self._instrument(user, symbol)
         state.max_quantity = limits.max_outstanding_quantity
         state.max_amount = limits.max_outstanding_amount
-        rolling = limits.order_quantity
-        if rolling is not None and rolling.limit > 0:
-            state.quantity_limit, state.quantity_window = rolling.limit, rolling.window
-        else:
-            state.quantity_limit, state.quantity_window = 0, 0.0
-        rolling = limits.order_amount
-        if rolling is not None and rolling.limit > 0:
-            state.amount_limit, state.amount_window = rolling.limit, rolling.window
-        else:
-            state.amount_limit, state.amount_window = 0, 0.0
+        state.quantity_limit, state.quantity_window = _applied(limits.order_quantity)
+        state.amount_limit, state.amount_window = _applied(limits.order_amount)
 
     def instrument_limits(self, user: str) -> dict[str, InstrumentLimits]:
         """Every instrument the user set limits on (zero-valued ones included), by symbol."""
@@ -292,64 +317,39 @@ class RiskEngine:
         """
         state = self._users.get(user) or self._user(user)
         book_key = (user, book_id)
-        book = self._books.get(book_key)
-        if book is None:
-            book = self._books[book_key] = _Out()
+        book = self._books.get(book_key) or self._book(user, book_id)
         instrument = self._instruments.get((user, symbol)) or self._instrument(user, symbol)
         amount = price * quantity
         limit = state.max_quantity
         if limit and state.out.quantity + quantity > limit:
-            return Rejection(
-                "max_outstanding_quantity",
-                f"risk limit max_outstanding_quantity breached: {state.out.quantity} resting + "
-                f"{quantity} new > {limit} (user)",
-                True,
+            return _breach(
+                "max_outstanding_quantity", f"{state.out.quantity} resting", quantity, limit, "user"
             )
+        where = f"instrument {symbol}"
         limit = instrument.max_quantity
         if limit and book.quantity + quantity > limit:
-            return Rejection(
-                "max_outstanding_quantity",
-                f"risk limit max_outstanding_quantity breached: {book.quantity} resting + "
-                f"{quantity} new > {limit} (instrument {symbol})",
-                True,
-            )
+            return _breach("max_outstanding_quantity", f"{book.quantity} resting", quantity, limit, where)
         limit = instrument.max_amount
         if limit and book.amount + amount > limit:
-            return Rejection(
-                "max_outstanding_amount",
-                f"risk limit max_outstanding_amount breached: {format_amount(book.amount)} resting + "
-                f"{format_amount(amount)} new > {format_amount(limit)} (instrument {symbol})",
-                True,
+            return _breach(
+                "max_outstanding_amount", f"{format_amount(book.amount)} resting", amount, limit, where, True
             )
         history = self._history
         quantities = instrument.quantities
         accepted = quantities.advance(now, instrument.quantity_window, history)
         limit = instrument.quantity_limit
         if limit and accepted + quantity > limit:
-            return Rejection(
-                "order_quantity_rolling_limit",
-                f"risk limit order_quantity_rolling_limit breached: {accepted} accepted in the last "
-                f"{instrument.quantity_window:g} s + {quantity} new > {limit} (instrument {symbol})",
-                False,
-            )
+            figure = f"{accepted} accepted in the last {instrument.quantity_window:g} s"
+            return _breach("order_quantity_rolling_limit", figure, quantity, limit, where)
         amounts = instrument.amounts
         accepted = amounts.advance(now, instrument.amount_window, history)
         limit = instrument.amount_limit
         if limit and accepted + amount > limit:
-            return Rejection(
-                "order_amount_rolling_limit",
-                f"risk limit order_amount_rolling_limit breached: {format_amount(accepted)} accepted in "
-                f"the last {instrument.amount_window:g} s + {format_amount(amount)} new > "
-                f"{format_amount(limit)} (instrument {symbol})",
-                False,
-            )
+            figure = f"{format_amount(accepted)} accepted in the last {instrument.amount_window:g} s"
+            return _breach("order_amount_rolling_limit", figure, amount, limit, where, True)
         seq = quantities.append(now, quantity)
         amounts.append(now, amount)
-        out = state.out
-        out.quantity += quantity
-        out.amount += amount
-        book.quantity += quantity
-        book.amount += amount
+        _shift(state.out, book, quantity, amount)
         reservation = Reservation(state, book_key, book, instrument, quantity, amount, seq)
         state.pending += 1
         self._pending.add(reservation)
@@ -417,20 +417,13 @@ class RiskEngine:
         for owner, book_id, price, remaining in orders:
             self._count_order(owner, book_id, price, remaining)
         for reservation in self._pending:
-            out = reservation.user.out
-            out.quantity += reservation.quantity
-            out.amount += reservation.amount
-            reservation.book.quantity += reservation.quantity
-            reservation.book.amount += reservation.amount
+            _shift(reservation.user.out, reservation.book, reservation.quantity, reservation.amount)
 
     def order_added(self, owner: str, book_id: int, order_id: int, price: int, quantity: int) -> None:
         """OnOrderInserted (full quantity): the order counts; a placed reservation for it is dropped."""
         reservation = self._placed.pop(order_id, None)
         state = self._users.get(owner) or self._user(owner)
-        book_key = (owner, book_id)
-        book = self._books.get(book_key)
-        if book is None:
-            book = self._books[book_key] = _Out()
+        book = self._books.get((owner, book_id)) or self._book(owner, book_id)
         amount = price * quantity
         if reservation is not None:
             reservation.state = _SETTLED
@@ -444,24 +437,14 @@ class RiskEngine:
             if state.pending:
                 state.early.add(order_id)
             quantity_change, amount_change = quantity, amount
-        out = state.out
-        out.quantity += quantity_change
-        out.amount += amount_change
-        book.quantity += quantity_change
-        book.amount += amount_change
+        _shift(state.out, book, quantity_change, amount_change)
 
     def _count_order(self, owner: str, book_id: int, price: int, quantity: int) -> None:
         """Count a resting order with no reservation to match (what ``reset`` does for each order)."""
         state = self._users.get(owner) or self._user(owner)
-        book_key = (owner, book_id)
-        book = self._books.get(book_key)
-        if book is None:
-            book = self._books[book_key] = _Out()
+        book = self._books.get((owner, book_id)) or self._book(owner, book_id)
         amount = price * quantity
-        state.out.quantity += quantity
-        state.out.amount += amount
-        book.quantity += quantity
-        book.amount += amount
+        _shift(state.out, book, quantity, amount)
 
     def order_reduced(self, owner: str, book_id: int, price: int, quantity: int) -> None:
         """A fill (at that order's own price) or a cancel of ``quantity`` of an order of ``owner``."""
@@ -483,6 +466,13 @@ class RiskEngine:
             state = self._users[user] = _User()
         return state
 
+    def _book(self, user: str, book_id: int) -> _Out:
+        key = (user, book_id)
+        state = self._books.get(key)
+        if state is None:
+            state = self._books[key] = _Out()
+        return state
+
     def _instrument(self, user: str, symbol: str) -> _Instrument:
         key = (user, symbol)
         state = self._instruments.get(key)
@@ -491,8 +481,4 @@ class RiskEngine:
         return state
 
     def _unreserve(self, reservation: Reservation) -> None:
-        out = reservation.user.out
-        out.quantity -= reservation.quantity
-        out.amount -= reservation.amount
-        reservation.book.quantity -= reservation.quantity
-        reservation.book.amount -= reservation.amount
+        _shift(reservation.user.out, reservation.book, -reservation.quantity, -reservation.amount)
