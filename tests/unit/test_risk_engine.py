@@ -582,3 +582,22 @@ def test_reset_drops_placed_reservations_and_recomputes() -> None:
     assert engine.outstanding("alice", BOOK) == (45, 45 * ONE)
     trader.check(55)
     trader.reject(1)
+
+
+def test_settled_keeps_the_rolling_entries_of_an_order_the_fresh_mirror_counts() -> None:
+    """The feed was reset while the insert was in flight and the order book accepted it."""
+    engine = RiskEngine()
+    engine.set_instrument_limits(
+        "alice", SYMBOL, InstrumentLimits(120, 0, Rolling(100, 10.0), Rolling(100 * ONE, 10.0))
+    )
+    trader = Trader(engine)
+    reservation = trader.check(60)
+    engine.reset([("alice", BOOK, ONE, 60)])  # the replay has the order already
+    assert engine.outstanding("alice", BOOK) == (120, 120 * ONE)  # the reservation still counts
+    engine.settled(reservation)
+    assert engine.outstanding("alice", BOOK) == (60, 60 * ONE)
+    engine.settled(reservation)
+    engine.release(reservation)  # no longer counted: nothing to undo
+    assert engine.outstanding("alice", BOOK) == (60, 60 * ONE)
+    assert trader.reject(41).field == "order_quantity_rolling_limit"
+    trader.check(40)

@@ -379,21 +379,17 @@ class RiskEngine:
 
         Does nothing for a reservation already released or already replaced by its order.
         """
-        if reservation.state == _PENDING:
-            self._pending.discard(reservation)
-            state = reservation.user
-            state.pending -= 1
-            if not state.pending and state.early:
-                state.early.clear()
-        elif reservation.state == _PLACED:
-            del self._placed[reservation.order_id]
-        else:
-            return
-        reservation.state = _RELEASED
-        self._unreserve(reservation)
-        instrument = reservation.instrument
-        instrument.quantities.cancel(reservation.seq)
-        instrument.amounts.cancel(reservation.seq)
+        if self._drop(reservation, _RELEASED):
+            instrument = reservation.instrument
+            instrument.quantities.cancel(reservation.seq)
+            instrument.amounts.cancel(reservation.seq)
+
+    def settled(self, reservation: Reservation) -> None:
+        """The order book accepted the insert, and the feed already counts the order (it was reset
+        since the request left): drop the reservation's outstanding figures, keep its rolling entries
+        (the order was accepted). Does nothing for a reservation already released or replaced.
+        """
+        self._drop(reservation, _SETTLED)
 
     # -- the feed -------------------------------------------------------------------------
 
@@ -479,6 +475,22 @@ class RiskEngine:
         if state is None:
             state = self._instruments[key] = _Instrument(symbol)
         return state
+
+    def _drop(self, reservation: Reservation, state: int) -> bool:
+        """Stop counting a pending or placed reservation; False if it no longer counted."""
+        if reservation.state == _PENDING:
+            self._pending.discard(reservation)
+            user = reservation.user
+            user.pending -= 1
+            if not user.pending and user.early:
+                user.early.clear()
+        elif reservation.state == _PLACED:
+            del self._placed[reservation.order_id]
+        else:
+            return False
+        reservation.state = state
+        self._unreserve(reservation)
+        return True
 
     def _unreserve(self, reservation: Reservation) -> None:
         _shift(reservation.user.out, reservation.book, -reservation.quantity, -reservation.amount)
