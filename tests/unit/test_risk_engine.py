@@ -601,3 +601,20 @@ def test_settled_keeps_the_rolling_entries_of_an_order_the_fresh_mirror_counts()
     assert engine.outstanding("alice", BOOK) == (60, 60 * ONE)
     assert trader.reject(41).field == "order_quantity_rolling_limit"
     trader.check(40)
+
+
+def test_amounts_beyond_64_bits_stay_exact() -> None:
+    engine = RiskEngine()
+    huge_price, huge_quantity = 2**53 - 1, 2**31 - 1
+    engine.set_instrument_limits(
+        "alice", SYMBOL, InstrumentLimits(order_amount=Rolling(3 * huge_price * huge_quantity, 5.0))
+    )
+    trader = Trader(engine)
+    trader.check(1, 7, now=0.0)
+    trader.check(huge_quantity, huge_price, now=1.0)
+    trader.check(huge_quantity, huge_price, now=2.0)
+    trader.reject(huge_quantity, huge_price, now=3.0)
+    # At 5 the first (7) has aged out and nothing else: 2 huge amounts; the headroom is exact.
+    trader.check(huge_quantity, huge_price - 7, now=5.0)
+    trader.check(1, 7 * huge_quantity, now=5.0)
+    trader.reject(1, 1, now=5.0)

@@ -24,12 +24,14 @@ entries whose age is below the window. Entries are kept for ``max(window, histor
 seconds even while no limit (or a shorter one) applies, so a limit set or widened later
 still sees what was sent in the last ``history`` seconds (HISTORY_SECONDS): the figures
 are exact for any window up to that, whatever the order of Sets. Memory is bounded by
-the request rate times that retention.
+the request rate times that retention: about 50 bytes an insert (its request and its
+accepted quantity and amount), e.g. 150 MB for one user sending 50,000 orders/s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, MutableSequence
 from typing import NamedTuple
 
 from optivex.risk.limits import (
@@ -67,14 +69,16 @@ class _Log:
 
     Entries before ``head`` are older than ``window``; entries before ``start`` are past
     retention and dropped (physically once the prefix is long enough). ``base`` is how many
-    entries were dropped physically, so an entry's sequence number stays valid.
+    entries were dropped physically, so an entry's sequence number stays valid. Times and
+    values are machine arrays (16 bytes an entry); values turn into a list of ints only if
+    one does not fit 64 bits (an amount of a huge price times a huge quantity).
     """
 
     __slots__ = ("base", "head", "start", "times", "total", "values", "window")
 
     def __init__(self) -> None:
-        self.times: list[float] = []
-        self.values: list[int] = []
+        self.times = array("d")
+        self.values: MutableSequence[int] = array("q")
         self.base = 0
         self.start = 0
         self.head = 0
@@ -116,7 +120,10 @@ class _Log:
     def append(self, now: float, value: int) -> int:
         """Record an entry; returns its sequence number (for ``cancel``)."""
         self.times.append(now)
-        self.values.append(value)
+        try:
+            self.values.append(value)
+        except OverflowError:
+            self.values = [*self.values, value]
         # Counted at once; the next advance drops it again if the window is 0.
         self.total += value
         return self.base + len(self.times) - 1
