@@ -101,10 +101,14 @@ class Reply:
     A sync handler must answer before it returns: the base reuses one Reply
     for every sync request (no allocation on the hot path), so its Reply is
     valid only during the call. An async handler gets a Reply of its own,
-    valid until its coroutine ends.
+    valid until its coroutine ends. A sync handler that forwards the request
+    and answers from a callback calls ``defer()``: it gets a Reply of its own,
+    valid until answered, and the connection counts the request in flight
+    (net.Connection's MAX_IN_FLIGHT) until then; or ``defer_async(handler)``
+    to go on in a coroutine (as if the handler had been async).
     """
 
-    __slots__ = ("_component", "_route", "_state", "conn", "request")
+    __slots__ = ("_component", "_held", "_route", "_state", "conn", "request")
 
     conn: Connection
     """The requester."""
@@ -117,6 +121,7 @@ class Reply:
         self.request = request
         self._route = route
         self._state = _OPEN
+        self._held = False
 
     @classmethod
     def _idle(cls, component: Component) -> Reply:
@@ -124,6 +129,7 @@ class Reply:
         reply = cls.__new__(cls)
         reply._component = component
         reply._state = _FINISHED
+        reply._held = False
         return reply
 
     @property
@@ -145,6 +151,33 @@ class Reply:
             return
         self._state = _ANSWERED
         self.conn.send(encode_frame(route.response_type, response.SerializeToString()))
+        if self._held:  # a deferred reply: answered is finished
+            self._held = False
+            self._state = _FINISHED
+            self.conn.release()
+
+    def defer(self) -> Reply:
+        """The Reply to answer later with (from a callback), in place of this one; see the class docstring.
+
+        The answer must come (a forwarded request's deadline sees to it): until then the request counts
+        against the connection's requests in flight.
+        """
+        later = self._detach()
+        later._held = True
+        later.conn.hold()
+        return later
+
+    def defer_async(self, handler: Callable[[Reply], Awaitable[None]]) -> None:
+        """Go on in the coroutine ``handler(reply)``, with a Reply of its own, as an async handler would."""
+        later = self._detach()
+        self._component._run_async(later, handler(later))
+
+    def _detach(self) -> Reply:
+        if self._state != _OPEN:
+            raise RuntimeError("only an open Reply can be deferred")
+        later = Reply(self._component, self.conn, self.request, self._route)
+        self._state = _ANSWERED  # this one is done: its handler returns without answering
+        return later
 
     def error(self, error_message: str) -> None:
         """Answer with the response class carrying only request_id and `error_message`."""

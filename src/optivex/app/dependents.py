@@ -32,6 +32,12 @@ Deadlines and bounds of a request sent over a link (``Link.request``):
   and the client no longer waits for the response (a late one is dropped).
   The same error, with "connection lost" instead, when the link drops with
   the request unanswered.
+
+``Link.send`` is the callback form of ``Link.request`` for a component that
+forwards many requests a second (the gateway): while the link is up and has
+a free slot the request goes out at once and the callback gets the response
+or the LinkError, with no task or future; otherwise it takes the same path
+as ``request`` (waiting for the link or a slot) in a task of its own.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -125,7 +132,13 @@ class Link:
         self.connections = 0
         """How many times the link came up (1 after the first connection)."""
         self._up = asyncio.Event()
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        """Requests holding a slot (sent, or about to be)."""
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        """Requests waiting for a slot, first come first served; a freed slot passes to the first."""
+        self._sending: set[asyncio.Task[None]] = set()
+        """``send``'s requests that took the waiting path."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -252,11 +265,7 @@ class Link:
     async def _request_on(self, client: AsyncClient, message: Message, expect: type[M]) -> M:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise Busy(self.target, self.deadline) from None
+        await self._take_slot(deadline)
         try:
             if client.closed.done():
                 raise Unavailable(self.target)
@@ -267,7 +276,97 @@ class Link:
         except ConnectionClosed:
             raise NoAnswer(self.target, "connection lost before it answered") from None
         finally:
-            self._slots.release()
+            self._free_slot()
+
+    def send(
+        self,
+        message: Message,
+        expect: type[M],
+        done: Callable[[M | LinkError], None],
+        connection: int | None = None,
+    ) -> None:
+        """Send a request; `done` is called once with its response (a `expect`) or the LinkError
+        ``request`` would have raised, never from inside this call. See the module docstring.
+
+        With `connection` (a value of ``connections``) it goes out on that connection of the link only:
+        if the link came up again before it could be sent, `done` gets Unavailable (for a request
+        decided on what that connection's peer said: a mirror of the day before must not place an order
+        in the new day).
+        """
+        client = self.client
+        if connection is not None and connection != self.connections:
+            client = None
+        if client is None or self._in_flight >= self._max_in_flight or self._slot_waiters:
+            waiting = self._send_waiting(message, expect, done, connection)
+            task = asyncio.get_running_loop().create_task(waiting)
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+            return
+        self._in_flight += 1
+        try:
+            client.request_callback(
+                message, lambda result: self._sent(result, done), self.deadline, expect=expect
+            )
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def _sent(self, result: Any, done: Callable[[Any], None]) -> None:
+        self._free_slot()
+        if isinstance(result, RequestTimeout):
+            result = NoAnswer(self.target, f"did not answer within {self.deadline:g} s")
+        elif isinstance(result, ConnectionClosed):
+            result = NoAnswer(self.target, "connection lost before it answered")
+        self._tell(done, result)
+
+    async def _send_waiting(
+        self, message: Message, expect: type[M], done: Callable[[M | LinkError], None], connection: int | None
+    ) -> None:
+        try:
+            client = await self.wait_up()
+            if connection is not None and connection != self.connections:
+                raise Unavailable(self.target)
+            response: M | LinkError = await self._request_on(client, message, expect)
+        except LinkError as exc:
+            response = exc
+        self._tell(done, response)
+
+    def _tell(self, done: Callable[[Any], None], result: Any) -> None:
+        try:
+            done(result)
+        except Exception:  # the caller's bug: logged, and the link goes on
+            self.log.exception("a callback of a request to the %s failed", self.target)
+
+    async def _take_slot(self, deadline: float) -> None:
+        """One of the link's MAX_IN_FLIGHT slots, waiting for it until `deadline` (then Busy)."""
+        if self._in_flight < self._max_in_flight and not self._slot_waiters:
+            self._in_flight += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await waiter
+        except BaseException as exc:  # timed out or cancelled while waiting
+            if waiter.done() and not waiter.cancelled():
+                self._free_slot()  # handed over just as we gave up: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._slot_waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise Busy(self.target, self.deadline) from None
+            raise
+
+    def _free_slot(self) -> None:
+        """A request is done with its slot: it passes to the first waiter, if any."""
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot is handed over: _in_flight unchanged
+                return
+        self._in_flight -= 1
 
 
 class Dependency(Protocol):

@@ -21,6 +21,11 @@ freed and the session drops the late response, should it come. The same
 happens when the caller cancels the future. When the connection closes, every
 waiting request fails with `ConnectionClosed` (`ProtocolViolation` when the
 server broke the protocol).
+
+`request()` answers with a future; `request_callback()` is the same request
+answered by a callback (the response, or the exception the future would have
+raised), with no future and no task: the form for a server that forwards
+many requests a second (the gateway). `request()` is built on it.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ from optivex.wire import FrameError
 
 M = TypeVar("M", bound=Message)
 MessageCallback = Callable[[Message], None]
+DoneCallback = Callable[[Any], None]
+"""Called once with a request's response, or with the exception that ended it
+(RequestTimeout, ConnectionClosed)."""
 
 DEFAULT_MAX_QUEUED = 1024
 """Events the `messages` queue holds before the client stops reading the socket."""
@@ -106,6 +114,16 @@ class _EventQueue(asyncio.Queue[Message]):
         return message
 
 
+class _Pending:
+    """A request awaiting its response: whom to tell, and its deadline's timer."""
+
+    __slots__ = ("done", "timer")
+
+    def __init__(self, done: DoneCallback, timer: asyncio.TimerHandle | None) -> None:
+        self.done = done
+        self.timer = timer
+
+
 class AsyncClient:
     """One connection to a component: requests answered by futures, events to a callback or queue.
 
@@ -136,8 +154,8 @@ class AsyncClient:
         self.messages: asyncio.Queue[Message] = _EventQueue(self._event_taken)
         self.closed: asyncio.Future[None] = self._loop.create_future()
         """Done once the connection is gone."""
-        self._waiting: dict[int, asyncio.Future[Message]] = {}
-        """The futures of the requests the session awaits, by request_id."""
+        self._waiting: dict[int, _Pending] = {}
+        """The requests the session awaits, by request_id."""
         self._conn: _ClientConnection | None = None
         self._transport: asyncio.Transport | None = None
         self._queue_full = False
@@ -174,9 +192,17 @@ class AsyncClient:
             self._fail(ProtocolViolation(f"protocol violation by the server: {session.error}"))
 
     def _answered(self, request_id: int, response: Message) -> None:
-        future = self._waiting.pop(request_id, None)
-        if future is not None and not future.done():
-            future.set_result(response)
+        pending = self._waiting.pop(request_id, None)
+        if pending is not None:
+            if pending.timer is not None:
+                pending.timer.cancel()
+            self._tell(pending, response)
+
+    def _tell(self, pending: _Pending, result: Any) -> None:
+        try:
+            pending.done(result)
+        except Exception:  # the caller's bug: logged, and the connection goes on
+            self.log.exception("a request's callback failed")
 
     def connection_closed(self, conn: Connection, exc: Exception | None) -> None:
         if self._failure is None:
@@ -186,9 +212,10 @@ class AsyncClient:
             else:
                 self._failure = ConnectionClosed(str(exc) if exc else "closed by the server")
         waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
-            if not future.done():
-                future.set_exception(self._closed_error())
+        for pending in waiting.values():
+            if pending.timer is not None:
+                pending.timer.cancel()
+            self._tell(pending, self._closed_error())
         self.session.forget_all()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -260,6 +287,27 @@ class AsyncClient:
         fails with RequestTimeout; `expect` (the response class) types the
         result and must be the class the protocol answers `message` with.
         """
+        future: asyncio.Future[Message] = self._loop.create_future()
+        request_id = self.request_callback(
+            message, functools.partial(_resolve, future), timeout, expect=expect
+        )
+        future.add_done_callback(functools.partial(self._settled, request_id))
+        return future
+
+    def request_callback(
+        self,
+        message: Message,
+        done: DoneCallback,
+        timeout: float | None = None,
+        *,
+        expect: type[Message] | None = None,
+    ) -> int:
+        """Send a request; `done` is called once with its response, or with the RequestTimeout or
+        ConnectionClosed that ended it (never from inside this call). Returns its request_id.
+
+        Raises at once, sending nothing, if the connection is closed or `expect` is not the class the
+        protocol answers `message` with.
+        """
         conn = self.connection
         if conn.closed or self.closed.done():
             raise self._closed_error()
@@ -267,31 +315,28 @@ class AsyncClient:
         if expect is not None and expect is not session.response_class(message):
             raise TypeError(f"{type(message).__name__} is not answered by {expect.__name__}")
         request_id, frame = session.encode_request(message)
-        future: asyncio.Future[Message] = self._loop.create_future()
-        self._waiting[request_id] = future
         seconds = self.request_timeout if timeout is None else timeout
         timer = None
         if seconds is not None:
             timer = self._loop.call_later(seconds, self._expire, request_id, seconds)
-        future.add_done_callback(functools.partial(self._settled, request_id, timer))
+        self._waiting[request_id] = _Pending(done, timer)
         conn.send(frame)
-        return future
+        return request_id
 
     def _expire(self, request_id: int, seconds: float) -> None:
-        future = self._waiting.pop(request_id, None)
-        if future is not None and not future.done():
+        pending = self._waiting.pop(request_id, None)
+        if pending is not None:
             self.session.forget(request_id)
-            future.set_exception(RequestTimeout(request_id, seconds))
+            self._tell(pending, RequestTimeout(request_id, seconds))
 
-    def _settled(
-        self, request_id: int, timer: asyncio.TimerHandle | None, future: asyncio.Future[Message]
-    ) -> None:
-        """A request's future is done: answered, timed out, failed, or cancelled by its caller."""
-        if timer is not None:
-            timer.cancel()
-        if self._waiting.get(request_id) is future:  # cancelled: nobody else freed the entry
-            del self._waiting[request_id]
-            self.session.forget(request_id)
+    def _settled(self, request_id: int, future: asyncio.Future[Message]) -> None:
+        """A request's future is done: if its caller cancelled it, nobody waits for the response."""
+        if future.cancelled():
+            pending = self._waiting.pop(request_id, None)
+            if pending is not None:
+                if pending.timer is not None:
+                    pending.timer.cancel()
+                self.session.forget(request_id)
 
     @overload
     async def call(self, message: Message, timeout: float | None = None) -> Message: ...
@@ -358,3 +403,13 @@ class AsyncClient:
             if self._failure is None:
                 self._failure = ConnectionClosed("closed by the client")
             self._conn.close()
+
+
+def _resolve(future: asyncio.Future[Message], result: Any) -> None:
+    """A request's outcome to its future (unless its caller cancelled it)."""
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

@@ -29,12 +29,13 @@ protobuf into its calls and the feed's changes into its outstanding figures.
   response on; Get returns what was set (user limits unset before any Set;
   every instrument set, zero-valued ones included).
 
-Early events. The order book's response resolves the handler's future, but
-the handler resumes only later: the order's OnOrderInserted (and trades)
-that came in the same read are applied first. The engine copes
-(``RiskEngine.placed`` finds an order it already counts). If the feed
-reconnected between the send and the response, the reservation is released
-instead: the new connection's replay counts the order.
+Early events. The order book's response comes before the order's events on
+the feed's connection, and Link.send's callback runs as the response is
+read, so ``RiskEngine.placed`` normally comes before the OnOrderInserted of
+that order; the engine copes with either order (``placed`` finds an order it
+already counts). If the feed reconnected between the send and the response,
+the reservation is released instead: the new connection's replay counts the
+order.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import cast
 
 from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
-from optivex.app.dependents import LinkError, Unavailable
+from optivex.app.dependents import LinkError
 from optivex.app.users import User
 from optivex.engine.book import order_error
 from optivex.feed.follower import Feed, Follows
@@ -214,13 +215,16 @@ class GatewayComponent(Component):
 
     # execution --------------------------------------------------------------
     #
-    # Between the last look at the mirror and the send there is no await (Link.request sends at once
-    # while the link is up and has a free slot; if its connection is gone by then, it raises), so a
-    # request always goes out on the connection whose mirror decided it. Should the link have dropped
-    # while a handler resumed from a barrier, the request is answered "unavailable" instead.
+    # The fast path is synchronous: while the link is up and the mirror knows the symbol, the checks,
+    # the reservation and the send happen in the handler itself (Link.send: no task, no future), and
+    # the response answers a deferred Reply. Whatever needs the feed's barrier (an unknown symbol, the
+    # link down, a rejection or a refused cancel the mirror may be behind on) goes on in a coroutine
+    # (Reply.defer_async), which decides again after the barrier. Either way a request goes out only
+    # on the connection whose mirror decided it (Link.send's `connection`): should the link have come
+    # up again meanwhile (perhaps a new day), it is answered "unavailable" instead.
 
     @handles(ex.InsertOrderRequest)
-    async def insert_order(self, reply: Reply, request: ex.InsertOrderRequest) -> None:
+    def insert_order(self, reply: Reply, request: ex.InsertOrderRequest) -> None:
         user = cast(str, reply.conn.user)
         risk = self.risk
         rejection = risk.count_request(user, monotonic())
@@ -228,104 +232,138 @@ class GatewayComponent(Component):
             reply.error(rejection.message)
             return
         symbol = request.instrument_symbol
-        side = int(request.side)
-        quantity = request.quantity
         price = price_to_units(request.price)
         feed = self.feed
-        try:
-            await self._settle(symbol)
-            target = self._insert_target(symbol, side, price, quantity)
+        if feed.up and feed.mirror.book_by_symbol(symbol) is not None:
+            target = self._insert_target(symbol, int(request.side), price, request.quantity)
             if isinstance(target, str):
-                reply.error(target)
+                reply.error(target)  # invalid for that book: no barrier changes it
                 return
             assert price is not None  # order_error refuses None
-            checked = risk.check_insert(user, target.book_id, symbol, price, quantity, monotonic())
-            if isinstance(checked, Rejection) and checked.outstanding:
-                # Maybe stale: fills and cancels any client was told of may not have reached the feed yet.
-                await feed.barrier()
-                target = self._insert_target(symbol, side, price, quantity)  # the same unless a new day
-                if isinstance(target, str):
-                    reply.error(target)
-                    return
-                checked = risk.check_insert(user, target.book_id, symbol, price, quantity, monotonic())
+            checked = risk.check_insert(user, target.book_id, symbol, price, request.quantity, monotonic())
+            if not isinstance(checked, Rejection):
+                self._send_insert(reply.defer(), request, user, target, price, checked)
+                return
+            if not checked.outstanding:
+                reply.error(checked.message)
+                return
+            # Maybe stale: fills and cancels any client was told of may not have reached the feed yet.
+        reply.defer_async(lambda later: self._insert_after_barrier(later, request, user, price))
+
+    async def _insert_after_barrier(
+        self, reply: Reply, request: ex.InsertOrderRequest, user: str, price: int | None
+    ) -> None:
+        """An insert the mirror could not decide at once: decided after the feed's barrier."""
+        symbol = request.instrument_symbol
+        try:
+            await self.feed.barrier()
         except LinkError as exc:
             reply.error(str(exc))
             return
+        target = self._insert_target(symbol, int(request.side), price, request.quantity)
+        if isinstance(target, str):
+            reply.error(target)
+            return
+        assert price is not None  # order_error refuses None
+        checked = self.risk.check_insert(user, target.book_id, symbol, price, request.quantity, monotonic())
         if isinstance(checked, Rejection):
             reply.error(checked.message)
             return
-        reservation: Reservation = checked
+        self._send_insert(reply.defer(), request, user, target, price, checked)
+
+    def _send_insert(
+        self,
+        reply: Reply,
+        request: ex.InsertOrderRequest,
+        user: str,
+        target: MirrorBook,
+        price: int,
+        reservation: Reservation,
+    ) -> None:
+        """Send a checked, reserved insert on the connection whose mirror decided it; answer from its
+        response."""
+        feed = self.feed
         sent_on = feed.connections
-        try:
-            if not feed.up:
-                raise Unavailable(feed.target)
-            response = await feed.request(
-                ob.InsertOrderRequest(
-                    order_book_id=target.book_id,
-                    side=request.side,
-                    price=units_to_price(price),
-                    quantity=quantity,
-                    on_behalf_of_username=user,
-                ),
-                ob.InsertOrderResponse,
+        risk = self.risk
+
+        def answered(response: ob.InsertOrderResponse | LinkError) -> None:
+            if isinstance(response, LinkError):
+                risk.release(reservation)
+                reply.error(str(response))
+                return
+            if response.error_message:
+                risk.release(reservation)
+                reply.error(response.error_message)
+                return
+            if feed.connections == sent_on:
+                risk.placed(reservation, response.order_id)
+            else:
+                # The order book's replay on the newer connection counted the order already (feed_reset).
+                risk.release(reservation)
+            answer = ex.InsertOrderResponse(
+                request_id=request.request_id,
+                order_id=response.order_id,
+                timestamp=response.timestamp,
+                traded_quantity=response.traded_quantity,
             )
-        except BaseException as exc:
-            risk.release(reservation)
-            if not isinstance(exc, LinkError):
-                raise
-            reply.error(str(exc))
-            return
-        if response.error_message:
-            risk.release(reservation)
-            reply.error(response.error_message)
-            return
-        if feed.connections == sent_on:
-            risk.placed(reservation, response.order_id)
-        else:
-            # The order book's replay on the newer connection counted the order already (feed_reset).
-            risk.release(reservation)
-        answer = ex.InsertOrderResponse(
-            request_id=request.request_id,
-            order_id=response.order_id,
-            timestamp=response.timestamp,
-            traded_quantity=response.traded_quantity,
+            if response.trade_ids:
+                answer.trade_ids.extend(response.trade_ids)
+            reply.send(answer)
+
+        message = ob.InsertOrderRequest(
+            order_book_id=target.book_id,
+            side=request.side,
+            price=units_to_price(price),
+            quantity=request.quantity,
+            on_behalf_of_username=user,
         )
-        if response.trade_ids:
-            answer.trade_ids.extend(response.trade_ids)
-        reply.send(answer)
+        try:
+            feed.send(message, ob.InsertOrderResponse, answered, sent_on)
+        except BaseException:
+            risk.release(reservation)
+            raise
 
     @handles(ex.CancelOrderRequest)
-    async def cancel_order(self, reply: Reply, request: ex.CancelOrderRequest) -> None:
+    def cancel_order(self, reply: Reply, request: ex.CancelOrderRequest) -> None:
         user = cast(str, reply.conn.user)
         rejection = self.risk.count_request(user, monotonic())
         if rejection is not None:
             reply.error(rejection.message)
             return
-        symbol = request.instrument_symbol
-        order_id = request.order_id
         feed = self.feed
+        if feed.up:
+            target = self._cancel_target(user, request.instrument_symbol, request.order_id)
+            if not isinstance(target, str):
+                self._send_cancel(reply.defer(), request, target)
+                return
+        # The client may know of the order (its InsertOrderResponse) before the feed applied it.
+        reply.defer_async(lambda later: self._cancel_after_barrier(later, request, user))
+
+    async def _cancel_after_barrier(self, reply: Reply, request: ex.CancelOrderRequest, user: str) -> None:
+        """A cancel the mirror refused (or could not decide): decided again after the feed's barrier."""
         try:
-            await self._settle(symbol)
-            target = self._cancel_target(user, symbol, order_id)
-            if isinstance(target, str):
-                # The client may know of the order (its InsertOrderResponse) before the feed applied it.
-                await feed.barrier()
-                target = self._cancel_target(user, symbol, order_id)
-                if isinstance(target, str):
-                    reply.error(target)
-                    return
-            if not feed.up:
-                raise Unavailable(feed.target)
-            response = await feed.request(
-                ob.CancelOrderRequest(order_book_id=target.book_id, order_id=order_id), ob.CancelOrderResponse
-            )
+            await self.feed.barrier()
         except LinkError as exc:
             reply.error(str(exc))
             return
-        if response.error_message:
-            reply.error(response.error_message)
+        target = self._cancel_target(user, request.instrument_symbol, request.order_id)
+        if isinstance(target, str):
+            reply.error(target)
             return
-        reply.send(ex.CancelOrderResponse(request_id=request.request_id))
+        self._send_cancel(reply.defer(), request, target)
+
+    def _send_cancel(self, reply: Reply, request: ex.CancelOrderRequest, target: MirrorBook) -> None:
+        def answered(response: ob.CancelOrderResponse | LinkError) -> None:
+            if isinstance(response, LinkError):
+                reply.error(str(response))
+            elif response.error_message:
+                reply.error(response.error_message)
+            else:
+                reply.send(ex.CancelOrderResponse(request_id=request.request_id))
+
+        feed = self.feed
+        message = ob.CancelOrderRequest(order_book_id=target.book_id, order_id=request.order_id)
+        feed.send(message, ob.CancelOrderResponse, answered, feed.connections)
 
     # risk_limits -------------------------------------------------------------
 
