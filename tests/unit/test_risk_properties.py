@@ -178,7 +178,10 @@ class Advance(NamedTuple):
 
 
 class Reset(NamedTuple):
-    pass
+    """The feed reconnects; with ``in_flight_accepted`` the inserts in flight reached the order book
+    (the fresh mirror has them: the gateway settles their reservations), otherwise they stay in flight."""
+
+    in_flight_accepted: bool
 
 
 Op = SetUser | SetInstrument | Insert | Resolve | Fill | Cancel | Foreign | Advance | Reset
@@ -213,7 +216,7 @@ WEIGHTED: list[tuple[int, st.SearchStrategy[Op]]] = [
     (2, st.builds(Cancel, st.integers(0, 20))),
     (1, st.builds(Foreign, users, symbols, prices, quantities)),
     (4, st.builds(Advance, st.sampled_from(STEPS))),
-    (1, st.builds(Reset)),
+    (1, st.builds(Reset, st.booleans())),
 ]
 operation: st.SearchStrategy[Op] = st.sampled_from(
     [strategy for weight, strategy in WEIGHTED for _ in range(weight)]
@@ -292,10 +295,17 @@ class Run:
         elif isinstance(op, Advance):
             self.now += op.step
         else:
-            # The feed reconnects: the fresh mirror has every live order, placed ones included.
+            # The fresh mirror has every live order, placed ones included.
             for flight in [f for f in model.flights if f.order_id]:
                 self.settle(flight)
+            in_flight = list(model.flights) if op.in_flight_accepted else []
+            for flight in in_flight:
+                flight.order_id = self.next_order_id
+                self.next_order_id += 1
+                self.settle(flight)
             engine.reset((o.user, o.book, o.price, o.remaining) for o in model.orders.values())
+            for flight in in_flight:
+                engine.settled(flight.reservation)
 
     def resolve(self, op: Resolve) -> None:
         flights = self.model.flights
