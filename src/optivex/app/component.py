@@ -163,8 +163,9 @@ class Reply:
         against the connection's requests in flight.
         """
         later = self._detach()
-        later._held = True
-        later.conn.hold()
+        if not later._held:
+            later._held = True
+            later.conn.hold()
         return later
 
     def defer_async(self, handler: Callable[[Reply], Awaitable[None]]) -> None:
@@ -176,6 +177,9 @@ class Reply:
         if self._state != _OPEN:
             raise RuntimeError("only an open Reply can be deferred")
         later = Reply(self._component, self.conn, self.request, self._route)
+        if self._held:  # a deferred Reply deferred again: its hold on the connection passes on
+            self._held = False
+            later._held = True
         self._state = _ANSWERED  # this one is done: its handler returns without answering
         return later
 
