@@ -20,6 +20,7 @@ from optivex.net import connection as net
 from optivex.net.connection import (
     FRAMES_PER_TURN,
     MAX_IN_FLIGHT,
+    RESUME_IN_FLIGHT,
     STREAM_FRAMES_PER_ITERATION,
     STREAM_HIGH_WATER,
     STREAM_SLICE_FRAMES,
@@ -280,15 +281,15 @@ def test_held_requests_beyond_max_in_flight_wait_and_the_peer_is_not_read() -> N
         conn.data_received(_frames(5))  # already in flight from the peer: queued, not handled
         await _turns()
         assert len(handler.seen) == MAX_IN_FLIGHT
-        conn.release()
-        await _turns()
-        assert len(handler.seen) == MAX_IN_FLIGHT + 1 and not transport.reading
-        for _ in range(20):
+        for _ in range(MAX_IN_FLIGHT - RESUME_IN_FLIGHT - 1):
             conn.release()
         await _turns()
-        assert len(handler.seen) == MAX_IN_FLIGHT + 15
+        assert len(handler.seen) == MAX_IN_FLIGHT and not transport.reading  # not yet down to the resume mark
+        conn.release()
+        await _turns()
+        assert len(handler.seen) == MAX_IN_FLIGHT + 15  # all that waited, in one go
         assert [p for _, _, p in handler.seen[-5:]] == [i.to_bytes(4, "big") for i in range(5)]
-        assert transport.reading  # 59 in flight, nothing waits
+        assert transport.reading  # RESUME_IN_FLIGHT + 15 in flight, nothing waits
 
     _run(test)
 

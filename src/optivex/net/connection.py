@@ -32,9 +32,11 @@ is dropped (logged): a client that stopped reading its login replay must not
 hold the replay's snapshot for the rest of the day.
 
 Requests in flight: ``hold()``/``release()`` count the requests whose replies
-come later (async handlers). At MAX_IN_FLIGHT held requests the connection's
-frames are no longer handled and the peer no longer read; both resume when
-one is released.
+come later (async handlers, deferred replies). At MAX_IN_FLIGHT held requests
+the connection's frames are no longer handled and the peer no longer read;
+both resume once no more than RESUME_IN_FLIGHT are held (so a pipelining
+client is served in batches of frames, each forwarded in one write, rather
+than one frame per answer).
 
 Input bounds: the decoder holds at most one partial frame (at most its
 declared length, itself at most ``wire.MAX_FRAME_LENGTH``); the partial frames
@@ -77,6 +79,9 @@ CLOSE_GRACE = 1.0
 """Seconds a closing connection has to take what is still unsent (or streaming) before it is aborted."""
 MAX_IN_FLIGHT = 64
 """Requests of one connection held (answered later) at once; above, its frames wait and it is not read."""
+RESUME_IN_FLIGHT = MAX_IN_FLIGHT // 2
+"""Once MAX_IN_FLIGHT were held, frames are handled again only when at most this many still are: a
+pipelining client is then served in batches, not one frame (and one write onwards) per answer."""
 STREAM_HIGH_WATER = 64 * 1024
 """A stream produces only while its transport holds at most this many unsent bytes (resumes below 1/4)."""
 STREAM_SLICE_FRAMES = 128
@@ -231,6 +236,8 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._closing = False
         self._in_progress = 0
+        self._full = False
+        """MAX_IN_FLIGHT requests were held: frames wait until RESUME_IN_FLIGHT."""
         self._stream: StreamProducer | None = None
         self._stream_ready = False
         """Whether this connection is in the stream scheduler's ready queue."""
@@ -339,8 +346,9 @@ class Connection(asyncio.Protocol):
             for index, (msg_type, payload) in enumerate(frames):
                 if self.closed or self._closing:
                     break
-                if self._in_progress >= MAX_IN_FLIGHT:
-                    self._queue[:0] = frames[index:]  # they wait for a release()
+                if self._full or self._in_progress >= MAX_IN_FLIGHT:
+                    self._full = True
+                    self._queue[:0] = frames[index:]  # they wait for release()s
                     break
                 handler.frame_received(self, msg_type, payload)
         finally:
@@ -350,7 +358,7 @@ class Connection(asyncio.Protocol):
             return
         if self._queue:
             self._set_paused(backlog=True)
-            if self._in_progress < MAX_IN_FLIGHT:
+            if not self._full:
                 self._loop.call_soon(self._turn)
             return
         self._set_paused(backlog=False)
@@ -393,7 +401,7 @@ class Connection(asyncio.Protocol):
             self._write_paused = writing
         if backlog is not None:
             self._backlogged = backlog
-        pause = self._write_paused or self._backlogged or self._in_progress >= MAX_IN_FLIGHT
+        pause = self._write_paused or self._backlogged or self._full
         if pause != self._reading_paused and self._transport is not None and not self.closed:
             self._reading_paused = pause
             if pause:
@@ -601,18 +609,19 @@ class Connection(asyncio.Protocol):
         next) makes every further frame wait until it is released.
         """
         self._in_progress += MAX_IN_FLIGHT if exclusive else 1
-        if self._in_progress >= MAX_IN_FLIGHT:
+        if self._in_progress >= MAX_IN_FLIGHT and not self._full:
+            self._full = True
             self._set_paused()
 
     def release(self, exclusive: bool = False) -> None:
         """A request held by hold() was answered; a pending close may proceed, waiting frames resume."""
-        before = self._in_progress
         self._in_progress -= MAX_IN_FLIGHT if exclusive else 1
         if self._closing:
             if not self._in_progress and not self.closed and self._stream is None:
                 self._close_now()
             return
-        if before >= MAX_IN_FLIGHT > self._in_progress and not self.closed:
+        if self._full and self._in_progress <= RESUME_IN_FLIGHT and not self.closed:
+            self._full = False
             if self._queue:
                 self._loop.call_soon(self._turn)
             else:
