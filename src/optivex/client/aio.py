@@ -16,7 +16,8 @@ plus one read's events.
 
 Every request has a deadline: `request_timeout` seconds (DEFAULT_REQUEST_TIMEOUT
 unless told otherwise; None for none) or the call's own `timeout`. Past it the
-caller gets `RequestTimeout` and nothing is left behind: the future's entry is
+caller gets `RequestTimeout` (one timer per client, at the nearest deadline,
+rather than one per request) and nothing is left behind: the future's entry is
 freed and the session drops the late response, should it come. The same
 happens when the caller cancels the future. When the connection closes, every
 waiting request fails with `ConnectionClosed` (`ProtocolViolation` when the
@@ -115,13 +116,14 @@ class _EventQueue(asyncio.Queue[Message]):
 
 
 class _Pending:
-    """A request awaiting its response: whom to tell, and its deadline's timer."""
+    """A request awaiting its response: whom to tell, and its deadline (loop time; None: none)."""
 
-    __slots__ = ("done", "timer")
+    __slots__ = ("deadline", "done", "seconds")
 
-    def __init__(self, done: DoneCallback, timer: asyncio.TimerHandle | None) -> None:
+    def __init__(self, done: DoneCallback, deadline: float | None, seconds: float) -> None:
         self.done = done
-        self.timer = timer
+        self.deadline = deadline
+        self.seconds = seconds
 
 
 class AsyncClient:
@@ -156,6 +158,9 @@ class AsyncClient:
         """Done once the connection is gone."""
         self._waiting: dict[int, _Pending] = {}
         """The requests the session awaits, by request_id."""
+        self._sweep: asyncio.TimerHandle | None = None
+        """The timer at the nearest deadline of the requests awaited (None while none has one)."""
+        self._sweep_at = 0.0
         self._conn: _ClientConnection | None = None
         self._transport: asyncio.Transport | None = None
         self._queue_full = False
@@ -194,8 +199,6 @@ class AsyncClient:
     def _answered(self, request_id: int, response: Message) -> None:
         pending = self._waiting.pop(request_id, None)
         if pending is not None:
-            if pending.timer is not None:
-                pending.timer.cancel()
             self._tell(pending, response)
 
     def _tell(self, pending: _Pending, result: Any) -> None:
@@ -212,9 +215,10 @@ class AsyncClient:
             else:
                 self._failure = ConnectionClosed(str(exc) if exc else "closed by the server")
         waiting, self._waiting = self._waiting, {}
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for pending in waiting.values():
-            if pending.timer is not None:
-                pending.timer.cancel()
             self._tell(pending, self._closed_error())
         self.session.forget_all()
         if not self.closed.done():
@@ -316,27 +320,40 @@ class AsyncClient:
             raise TypeError(f"{type(message).__name__} is not answered by {expect.__name__}")
         request_id, frame = session.encode_request(message)
         seconds = self.request_timeout if timeout is None else timeout
-        timer = None
-        if seconds is not None:
-            timer = self._loop.call_later(seconds, self._expire, request_id, seconds)
-        self._waiting[request_id] = _Pending(done, timer)
+        if seconds is None:
+            self._waiting[request_id] = _Pending(done, None, 0.0)
+        else:
+            deadline = self._loop.time() + seconds
+            self._waiting[request_id] = _Pending(done, deadline, seconds)
+            if self._sweep is None or deadline < self._sweep_at:
+                self._expire_at(deadline)
         conn.send(frame)
         return request_id
 
-    def _expire(self, request_id: int, seconds: float) -> None:
-        pending = self._waiting.pop(request_id, None)
-        if pending is not None:
+    def _expire(self) -> None:
+        """Fail every awaited request past its deadline; check again later while some have one."""
+        self._sweep = None
+        now = self._loop.time()
+        waiting = self._waiting
+        expired = [i for i, p in waiting.items() if p.deadline is not None and p.deadline <= now]
+        for request_id in expired:
+            pending = waiting.pop(request_id)
             self.session.forget(request_id)
-            self._tell(pending, RequestTimeout(request_id, seconds))
+            pass
+        nearest = min((p.deadline for p in waiting.values() if p.deadline is not None), default=None)
+        if nearest is not None:
+            self._expire_at(nearest)
+
+    def _expire_at(self, when: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep_at = when
+        self._sweep = self._loop.call_at(when, self._expire)
 
     def _settled(self, request_id: int, future: asyncio.Future[Message]) -> None:
         """A request's future is done: if its caller cancelled it, nobody waits for the response."""
-        if future.cancelled():
-            pending = self._waiting.pop(request_id, None)
-            if pending is not None:
-                if pending.timer is not None:
-                    pending.timer.cancel()
-                self.session.forget(request_id)
+        if future.cancelled() and self._waiting.pop(request_id, None) is not None:
+            self.session.forget(request_id)
 
     @overload
     async def call(self, message: Message, timeout: float | None = None) -> Message: ...
