@@ -339,7 +339,7 @@ class AsyncClient:
         for request_id in expired:
             pending = waiting.pop(request_id)
             self.session.forget(request_id)
-            pass
+            self._tell(pending, RequestTimeout(request_id, pending.seconds))
         nearest = min((p.deadline for p in waiting.values() if p.deadline is not None), default=None)
         if nearest is not None:
             self._expire_at(nearest)
