@@ -602,3 +602,125 @@ def test_async_a_failing_on_message_callback_does_not_kill_the_connection() -> N
             assert not client.closed.done()
 
     run(test)
+
+
+# request_callback: the same requests answered by a callback ------------------
+
+
+def test_async_request_callback_delivers_the_response_never_from_inside_the_call() -> None:
+    async def test() -> None:
+        async with async_server() as (client, peer):
+            results: list[object] = []
+            request_id = client.request_callback(
+                insert_request(), results.append, expect=ob.InsertOrderResponse
+            )
+            assert results == [] and client.session.awaits(request_id)
+            request = await peer.read()
+            assert request.request_id == request_id  # type: ignore[attr-defined]
+            peer.send(inserted(1), answer(request, order_id=8))
+            await until(lambda: bool(results))
+            assert results == [ob.InsertOrderResponse(request_id=request_id, order_id=8)]
+            assert nothing_left(client)
+            assert (await client.receive_as(ob.OnOrderInserted)).order_id == 1  # events still queued
+
+    run(test)
+
+
+def test_async_request_callback_times_out_and_drops_the_late_response() -> None:
+    async def test() -> None:
+        async with async_server() as (client, peer):
+            results: list[object] = []
+            request_id = client.request_callback(insert_request(), results.append, SHORT)
+            await until(lambda: bool(results))
+            [timed_out] = results
+            assert isinstance(timed_out, RequestTimeout) and str(request_id) in str(timed_out)
+            assert nothing_left(client)
+            late = await peer.read()
+            second = client.request(insert_request())
+            peer.send(answer(late), answer(await peer.read(), order_id=2))
+            assert (await second).order_id == 2  # type: ignore[attr-defined]
+            assert len(results) == 1  # the late answer came first: not to the callback
+            assert client.messages.empty()  # nor to the events
+
+    run(test)
+
+
+def test_async_request_callback_gets_connection_closed_for_every_pending_request() -> None:
+    async def test() -> None:
+        async with async_server() as (client, peer):
+            results: list[object] = []
+            for _ in range(3):
+                client.request_callback(insert_request(), results.append)
+            answered = client.request(insert_request())
+            for _ in range(4):
+                request = await peer.read()
+            peer.send(answer(request))  # the last one is answered before the close
+            await answered
+            peer.close()
+            await client.closed
+            assert len(results) == 3 and all(type(r) is ConnectionClosed for r in results)
+            assert nothing_left(client)
+            with pytest.raises(ConnectionClosed):  # at once, sending nothing
+                client.request_callback(insert_request(), results.append)
+            assert len(results) == 3
+
+    run(test)
+
+
+def test_async_a_failing_request_callback_is_logged_and_the_client_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def test() -> None:
+        called: list[Message] = []
+
+        def fail(result: Message) -> None:
+            called.append(result)
+            raise RuntimeError("a bug in the callback")
+
+        async with async_server() as (client, peer):
+            client.request_callback(insert_request(), fail)
+            peer.send(answer(await peer.read(), order_id=1))
+            await until(lambda: bool(called))
+            second = client.request(insert_request())
+            peer.send(answer(await peer.read(), order_id=2))
+            assert (await second).order_id == 2  # type: ignore[attr-defined]
+            assert not client.closed.done() and nothing_left(client)
+
+    run(test)
+    assert "a request's callback failed" in caplog.text and "a bug in the callback" in caplog.text
+
+
+def test_async_request_callback_refuses_a_wrong_expect_sending_nothing() -> None:
+    async def test() -> None:
+        async with async_server() as (client, peer):
+            results: list[object] = []
+            with pytest.raises(TypeError, match="not answered by CancelOrderResponse"):
+                client.request_callback(insert_request(), results.append, expect=ob.CancelOrderResponse)
+            assert nothing_left(client)
+            future = client.request(insert_request(), expect=ob.InsertOrderResponse)
+            request = await peer.read()  # the first frame the server gets: the refused one was not sent
+            assert isinstance(request, ob.InsertOrderRequest)
+            peer.send(answer(request))
+            await future
+            assert results == []
+
+    run(test)
+
+
+def test_async_a_cancelled_request_among_others_frees_its_entry_and_its_answer_is_dropped() -> None:
+    """request() on request_callback: a cancelled future frees its entry, however the two race."""
+
+    async def test() -> None:
+        async with async_server() as (client, peer):
+            futures = [client.request(insert_request()) for _ in range(3)]
+            requests = [await peer.read() for _ in range(3)]
+            futures[1].cancel()
+            assert client.session.in_flight == 3  # freed once the cancellation's callback ran
+            await until(lambda: client.session.in_flight == 2)
+            peer.send(*(answer(r) for r in requests))
+            assert [type(r) for r in await asyncio.gather(futures[0], futures[2])] == [
+                ob.InsertOrderResponse
+            ] * 2
+            assert nothing_left(client) and client.messages.empty()  # the cancelled one's answer dropped
+
+    run(test)
