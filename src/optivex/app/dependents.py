@@ -307,6 +307,9 @@ class Link:
             client.request_callback(
                 message, lambda result: self._sent(result, done), self.deadline, expect=expect
             )
+        except ConnectionClosed:  # lost a loop step before the link noticed: not sent
+            self._free_slot()
+            asyncio.get_running_loop().call_soon(self._tell, done, Unavailable(self.target))
         except BaseException:
             self._free_slot()
             raise
