@@ -17,13 +17,11 @@ from optivex.app.config import ComponentConfig
 from optivex.app.users import User
 from optivex.client import ClientSession
 from optivex.net import Connection
-from optivex.net.connection import MAX_IN_FLIGHT
+from optivex.net.connection import MAX_IN_FLIGHT, RESUME_IN_FLIGHT
 from optivex.proto import sample_pb2
 from optivex.wire import FrameDecoder
+from tests.unit.test_client import run, until
 from tests.unit.test_component import _act, _Async, _component, _echo, _run, _Transport
-
-TIMEOUT = 3.0
-"""The most a test waits for what is on its way (a guard: nothing is timed)."""
 
 
 class _Deferring(Component):
@@ -113,19 +111,6 @@ def _answers(conn: Connection, transport: _Transport) -> list[tuple[int, str, st
     return out
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the loop run until `condition` holds (the test's guard bounds it)."""
-    while not condition():
-        await asyncio.sleep(0)
-
-
-def _run_async(test: Callable[[], object]) -> None:
-    async def guarded() -> None:
-        await asyncio.wait_for(test(), TIMEOUT)  # type: ignore[arg-type]
-
-    asyncio.run(guarded())
-
-
 # defer ------------------------------------------------------------------------
 
 
@@ -140,11 +125,11 @@ def test_a_deferred_reply_answered_from_a_loop_callback_goes_out_once(
         # The handler returned without answering: no internal error, the request is in flight.
         assert _answers(conn, transport) == []
         assert conn._in_progress == 1
-        await _until(lambda: bool(_answers(conn, transport)))
+        await until(lambda: bool(_answers(conn, transport)))
         assert conn._in_progress == 0
         assert _answers(conn, transport) == [(1, "", "ok")]
 
-    _run_async(test)
+    run(test)
     assert "without answering" not in caplog.text and "bug" not in caplog.text
 
 
@@ -161,7 +146,7 @@ def test_the_base_adds_no_internal_error_for_a_deferred_reply_answered_later_wit
         assert _answers(conn, transport) == [(2, "refused by the peer", ""), (1, "", "late")]
         assert conn._in_progress == 0
 
-    _run_async(test)
+    run(test)
 
 
 def test_max_in_flight_deferred_requests_stop_the_connection_until_answers_come() -> None:
@@ -175,8 +160,8 @@ def test_max_in_flight_deferred_requests_stop_the_connection_until_answers_come(
         assert len(component.later) == MAX_IN_FLIGHT
         assert conn._in_progress == MAX_IN_FLIGHT and len(conn._queue) == 2
         assert conn._reading_paused
-        # Answered one at a time (the connection's resumed turn is a call_soon: one loop step runs it),
-        # until the connection handles frames again.
+        # Answered one at a time (the connection's resumed turn is a call_soon: one loop step runs it):
+        # the connection handles frames again once no more than RESUME_IN_FLIGHT are held.
         answered = 0
         while len(component.later) == MAX_IN_FLIGHT:
             assert answered < MAX_IN_FLIGHT, "all answered and the waiting frames still not handled"
@@ -184,20 +169,17 @@ def test_max_in_flight_deferred_requests_stop_the_connection_until_answers_come(
             later.send(sample_pb2.EchoResponse(request_id=later.request_id, text="ok"))
             answered += 1
             await asyncio.sleep(0)
-        assert conn._in_progress <= MAX_IN_FLIGHT
+        assert answered == MAX_IN_FLIGHT - RESUME_IN_FLIGHT
+        assert len(component.later) == MAX_IN_FLIGHT + 2 and not conn._queue
+        assert conn._in_progress == RESUME_IN_FLIGHT + 2
+        await until(lambda: not conn._reading_paused)
         for later in component.later[answered:]:
-            if later.conn is conn and later._held:
-                later.send(sample_pb2.EchoResponse(request_id=later.request_id, text="ok"))
-        await _until(lambda: len(component.later) == MAX_IN_FLIGHT + 2)
-        for later in component.later[MAX_IN_FLIGHT:]:
-            if later._held:
-                later.send(sample_pb2.EchoResponse(request_id=later.request_id, text="ok"))
-        assert conn._in_progress == 0 and not conn._queue
-        await _until(lambda: not conn._reading_paused)
+            later.send(sample_pb2.EchoResponse(request_id=later.request_id, text="ok"))
+        assert conn._in_progress == 0
         answers = _answers(conn, transport)
         assert sorted(answers) == [(r.request_id, "", "ok") for r in requests]
 
-    _run_async(test)
+    run(test)
 
 
 def test_answering_a_deferred_reply_twice_is_refused_and_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -206,13 +188,13 @@ def test_answering_a_deferred_reply_twice_is_refused_and_logged(caplog: pytest.L
     async def test() -> None:
         conn, transport = _open(component)
         conn.data_received(_request(_echo(5, "defer:answer,answer")))
-        await _until(lambda: bool(_answers(conn, transport)))
+        await until(lambda: bool(_answers(conn, transport)))
         # Both callbacks ran (call_soon in order): the second one was refused, the hold released once.
-        await _until(lambda: "refused (EchoRequest 5" in caplog.text)
+        await until(lambda: "refused (EchoRequest 5" in caplog.text)
         assert _answers(conn, transport) == [(5, "", "ok")]
         assert conn._in_progress == 0
 
-    _run_async(test)
+    run(test)
     assert "bug: " in caplog.text
 
 
@@ -227,7 +209,7 @@ def test_a_deferred_reply_answered_inside_its_handler_is_released_at_once() -> N
         assert _answers(conn, transport) == [(1, "", "ok"), (2, "later", "")]
         assert conn._in_progress == 0
 
-    _run_async(test)
+    run(test)
 
 
 def test_an_answered_reply_cannot_be_deferred() -> None:
@@ -243,7 +225,7 @@ def test_an_answered_reply_cannot_be_deferred() -> None:
         assert _answers(conn, transport) == [(1, "", "ok"), (2, "", "ok")]
         assert conn._in_progress == 0 and not component._tasks
 
-    _run_async(test)
+    run(test)
 
 
 def test_a_deferred_reply_deferred_again_holds_the_connection_once() -> None:
@@ -258,7 +240,7 @@ def test_a_deferred_reply_deferred_again_holds_the_connection_once() -> None:
         assert _answers(conn, transport) == [(1, "", "ok")]
         assert conn._in_progress == 0
 
-    _run_async(test)
+    run(test)
 
 
 def test_a_deferred_reply_handed_to_a_coroutine_holds_the_connection_once() -> None:
@@ -273,7 +255,7 @@ def test_a_deferred_reply_handed_to_a_coroutine_holds_the_connection_once() -> N
         assert _answers(conn, transport) == [(1, "", "ok")]
         assert conn._in_progress == 0
 
-    _run_async(test)
+    run(test)
 
 
 # defer_async ------------------------------------------------------------------
@@ -308,5 +290,5 @@ def test_defer_async_counts_the_request_in_flight_until_its_coroutine_ends(
         assert conn._in_progress == 0
         assert sorted(_answers(conn, transport)) == [(1, "", "ok"), (2, INTERNAL_ERROR, "")]
 
-    _run_async(test)
+    run(test)
     assert "handler of EchoRequest finished without answering" in caplog.text
