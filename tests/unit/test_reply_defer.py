@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 import pytest
 
@@ -32,7 +32,8 @@ class _Deferring(Component):
     - ``now:STEPS``: defer, and run the steps on the deferred Reply before returning;
     - ``async:STEPS``: defer_async into a coroutine running the steps as test_component's async handler;
     - ``answered``: answer, then try to defer (and defer_async) the answered Reply;
-    - ``twice``: defer, then try to defer the original again.
+    - ``twice``: defer, then try to defer the original again;
+    - ``broken``: defer_async a handler that raises before returning its coroutine.
     """
 
     name = "deferring"
@@ -69,6 +70,8 @@ class _Deferring(Component):
         elif mode == "twice":
             self.later.append(reply.defer())
             self._try(reply.defer)
+        elif mode == "broken":
+            reply.defer_async(_raises)
 
     async def _steps(self, reply: Reply, steps: list[str]) -> None:
         for step in steps:
@@ -80,6 +83,10 @@ class _Deferring(Component):
             call()
         except RuntimeError as exc:
             self.refused.append(str(exc))
+
+
+def _raises(reply: Reply) -> Coroutine[None, None, None]:
+    raise ValueError("broken before its first await")
 
 
 def _deferring() -> _Deferring:
@@ -292,3 +299,10 @@ def test_defer_async_counts_the_request_in_flight_until_its_coroutine_ends(
 
     run(test)
     assert "handler of EchoRequest finished without answering" in caplog.text
+
+
+def test_defer_async_of_a_handler_that_raises_at_once_answers_an_internal_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert _run(_deferring(), _echo(3, "broken:")) == [(3, INTERNAL_ERROR, "")]
+    assert "handler of EchoRequest failed" in caplog.text

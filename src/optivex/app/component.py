@@ -171,7 +171,14 @@ class Reply:
     def defer_async(self, handler: Callable[[Reply], Awaitable[None]]) -> None:
         """Go on in the coroutine ``handler(reply)``, with a Reply of its own, as an async handler would."""
         later = self._detach()
-        self._component._run_async(later, handler(later))
+        try:
+            pending = handler(later)
+        except Exception:  # it raised before its first await: answered as an async handler's failure
+            self._component.log.exception("handler of %s failed", self._route.request_cls.__name__)
+            if later._state == _OPEN:
+                later.error(INTERNAL_ERROR)
+            return
+        self._component._run_async(later, pending)
 
     def _detach(self) -> Reply:
         if self._state != _OPEN:
