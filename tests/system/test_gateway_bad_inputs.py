@@ -132,6 +132,22 @@ def violator(exchange: Exchange, logged_in: bool) -> SyncClient:
     return client
 
 
+Limits = tuple[rl.UserRiskLimits, dict[str, rl.InstrumentRiskLimits]]
+"""A user's limits as Get returns them: the user's, and by instrument."""
+
+
+def limits_of(client: SyncClient) -> Limits:
+    return get_user(client).user_risk_limits, get_instruments(client)
+
+
+def limited(exchange: Exchange, user_quantity: int, abc_quantity: int) -> tuple[SyncClient, Limits]:
+    """alice on the gateway with max_outstanding_quantity limits set (hers, and in ABC), and her limits."""
+    alice = exchange.gateway("alice")
+    ok(set_user(alice, max_outstanding_quantity=user_quantity))
+    ok(set_instrument(alice, "ABC", max_outstanding_quantity=abc_quantity))
+    return alice, limits_of(alice)
+
+
 @pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "logged-in"])
 def test_a_bad_length_closes_only_that_connection(gateway: Exchange, logged_in: bool) -> None:
     trader = Trader(gateway)
@@ -234,7 +250,10 @@ NOT_ACCEPTED = [
     frame(ob.LIST_BOOKS_REQUEST, b"\xff\xff\xff"),  # ignored by type: its payload is never decoded
     frame(info_pb2.ON_PRICE_DEPTH_BOOK, info_pb2.OnPriceDepthBook(instrument_symbol="ABC")),
 ]
-"""Frames of types the gateway does not accept from clients."""
+"""Frames of types the gateway does not accept from clients. (Another protocol's type whose number the
+gateway uses is read as the gateway's own: info's ON_TOP_OF_BOOK is 22, SetUserRiskLimitsRequest;
+order_book's CreateOrderBookRequest is 10, InsertOrderRequest: see
+test_unknown_fields_wire_types_and_truncated_numbers.)"""
 
 
 def test_types_not_accepted_from_clients_are_ignored(gateway: Exchange) -> None:
@@ -325,10 +344,7 @@ def test_unknown_fields_wire_types_and_truncated_numbers(gateway: Exchange) -> N
 
 def test_risk_limits_before_login_and_a_second_login(gateway: Exchange) -> None:
     trader = Trader(gateway)
-    alice = gateway.gateway("alice")
-    ok(set_user(alice, max_outstanding_quantity=5))
-    ok(set_instrument(alice, "ABC", max_outstanding_quantity=4))
-    before_user, before_instruments = get_user(alice).user_risk_limits, get_instruments(alice)
+    alice, before = limited(gateway, 5, 4)
     refused = gateway.gateway(None)
     with pytest.raises(RequestFailed, match="invalid username or password"):
         refused.login("alice", "wrong password")
@@ -345,14 +361,13 @@ def test_risk_limits_before_login_and_a_second_login(gateway: Exchange) -> None:
         assert isinstance(get, rl.GetUserRiskLimitsResponse) and not get.HasField("user_risk_limits")
         got = answers[3]
         assert isinstance(got, rl.GetInstrumentRiskLimitsResponse) and len(got.risk_limits_by_instrument) == 0
-    assert get_user(alice).user_risk_limits == before_user
-    assert get_instruments(alice) == before_instruments
+    assert limits_of(alice) == before
     # a second login (as bob, bob's password right) is refused: the connection stays alice's
     second = alice.request(
         common_pb2.LoginRequest(username="bob", password="bob"), expect=common_pb2.LoginResponse
     )
     assert second.error_message == ALREADY_LOGGED_IN
-    assert get_user(alice).user_risk_limits == before_user
+    assert limits_of(alice) == before
     breached(place(alice, "ABC", BUY, 10.0, 5), "max_outstanding_quantity")  # alice's limits still hold
     order = ok(place(alice, "ABC", BUY, 10.0, 4))
     (event,) = events(trader.watch)
@@ -403,10 +418,7 @@ INSTRUMENT_ERRORS: list[tuple[str, rl.InstrumentRiskLimits]] = [
 
 def test_extreme_risk_limits(gateway: Exchange) -> None:
     trader = Trader(gateway)
-    alice = gateway.gateway("alice")
-    ok(set_user(alice, max_outstanding_quantity=7))
-    ok(set_instrument(alice, "ABC", max_outstanding_quantity=3))
-    before_user, before_instruments = get_user(alice).user_risk_limits, get_instruments(alice)
+    alice, before = limited(gateway, 7, 3)
     for name, user in USER_ERRORS:
         response = alice.request(
             rl.SetUserRiskLimitsRequest(user_risk_limits=user), expect=rl.SetUserRiskLimitsResponse
@@ -420,8 +432,7 @@ def test_extreme_risk_limits(gateway: Exchange) -> None:
         assert name in refused.error_message, (limits, refused.error_message)
     # invalid limits for an unknown symbol: an error either way, and no entry for it
     assert set_instrument(alice, "NOPE", max_outstanding_amount=math.nan).error_message
-    assert get_user(alice).user_risk_limits == before_user
-    assert get_instruments(alice) == before_instruments
+    assert limits_of(alice) == before
     breached(place(alice, "ABC", BUY, 10.0, 4), "max_outstanding_quantity")  # still 3
     assert events(trader.watch) == []
     # the largest valid values are accepted and returned as set
