@@ -48,6 +48,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
@@ -304,9 +305,7 @@ class Link:
             return
         self._in_flight += 1
         try:
-            client.request_callback(
-                message, lambda result: self._sent(result, done), self.deadline, expect=expect
-            )
+            client.request_callback(message, partial(self._sent, done), self.deadline, expect=expect)
         except ConnectionClosed:  # lost a loop step before the link noticed: not sent
             self._free_slot()
             asyncio.get_running_loop().call_soon(self._tell, done, Unavailable(self.target))
@@ -314,7 +313,7 @@ class Link:
             self._free_slot()
             raise
 
-    def _sent(self, result: Any, done: Callable[[Any], None]) -> None:
+    def _sent(self, done: Callable[[Any], None], result: Any) -> None:
         self._free_slot()
         if isinstance(result, RequestTimeout):
             result = NoAnswer(self.target, f"did not answer within {self.deadline:g} s")

@@ -153,8 +153,6 @@ class GatewayComponent(Component):
     name = "gateway"
     protocols = ("execution", "risk_limits")
     dependencies = (Follows("order_book"),)
-    default_busy_poll_microseconds = 200
-    """As the order book's: a trader's next order usually comes within 200 us of the last answer."""
 
     def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
         super().__init__(config, users, log)

@@ -241,9 +241,12 @@ def _applied(rolling: Rolling | None) -> tuple[int, float]:
     return 0, 0.0
 
 
-def _breach(field: str, figure: str, new: int, limit: int, where: str, amounts: bool = False) -> Rejection:
-    """The rejection of an insert: "risk limit F breached: <figure> + N new > L (where)"."""
+def _breach(
+    field: str, figure: str, new: int, limit: int, symbol: str | None, amounts: bool = False
+) -> Rejection:
+    """The rejection of an insert: "risk limit F breached: <figure> + N new > L (user | instrument S)"."""
     shown_new, shown_limit = (format_amount(new), format_amount(limit)) if amounts else (new, limit)
+    where = "user" if symbol is None else f"instrument {symbol}"
     return Rejection(
         field,
         f"risk limit {field} breached: {figure} + {shown_new} new > {shown_limit} ({where})",
@@ -329,10 +332,8 @@ class RiskEngine:
         amount = price * quantity
         limit = state.max_quantity
         if limit and state.out.quantity + quantity > limit:
-            return _breach(
-                "max_outstanding_quantity", f"{state.out.quantity} resting", quantity, limit, "user"
-            )
-        where = f"instrument {symbol}"
+            return _breach("max_outstanding_quantity", f"{state.out.quantity} resting", quantity, limit, None)
+        where = symbol
         limit = instrument.max_quantity
         if limit and book.quantity + quantity > limit:
             return _breach("max_outstanding_quantity", f"{book.quantity} resting", quantity, limit, where)
