@@ -315,7 +315,7 @@ class Component:
             request = route.request_cls.FromString(payload)
         except DecodeError as exc:
             name = route.request_cls.__name__
-            conn.close(f"protocol violation: payload of type {msg_type} is not a {name} ({exc})")
+            conn.close(f"protocol violation: payload of type {msg_type} is not a valid {name} ({exc})")
             return
         if route.needs_login and conn.user is None:
             refused = Reply(self, conn, request, route)
