@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -14,6 +15,7 @@ from optivex.deploy import ADMIN_USER, Deployment
 from optivex.proto import admin_pb2, common_pb2, info_pb2
 from optivex.proto import order_book_pb2 as ob
 from optivex.protocols import protocol_for
+from optivex.wire import MAX_FRAME_LENGTH
 
 TIMEOUT = 3.0
 """What the contract's system tests allow for each expected message."""
@@ -273,3 +275,25 @@ __all__ = [
     "subscribe",
     "until_barrier",
 ]
+
+
+BAD_LENGTHS = (0, 1, 2, 3, MAX_FRAME_LENGTH + 1, 2**31, 2**32 - 1)
+"""Frame lengths outside wire.MAX_FRAME_LENGTH's range (below the type's 4 bytes, or above the maximum)."""
+
+
+def assert_bad_lengths_close_the_connection(
+    connect: Callable[[], SyncClient], request_type: int, still_served: Callable[[], None]
+) -> None:
+    """Every BAD_LENGTHS header (alone, with a request type, and cut in two writes) closes the connection
+    `connect()` opened, and after each length `still_served()` shows another client is served."""
+    for length in BAD_LENGTHS:
+        head = struct.pack(">I", length)
+        for data in (head, head + struct.pack(">I", request_type)):  # never a payload
+            client = connect()
+            client.send_raw(data)
+            assert client.wait_closed(), f"length {length} ({data.hex()}) did not close the connection"
+        client = connect()
+        client.send_raw(head[:2])
+        client.send_raw(head[2:])
+        assert client.wait_closed(), f"length {length} sent in two writes did not close the connection"
+        still_served()

@@ -52,7 +52,15 @@ from optivex.proto import risk_limits_pb2 as rl
 from optivex.units import INT32_MAX, MAX_UNITS, UNITS_PER_ONE
 from optivex.wire import MAX_FRAME_LENGTH
 
-from .helpers import BUY, SELL, Exchange, SyncClient, insert, until_barrier
+from .helpers import (
+    BUY,
+    SELL,
+    Exchange,
+    SyncClient,
+    assert_bad_lengths_close_the_connection,
+    insert,
+    until_barrier,
+)
 from .test_execution import events, place, watcher, withdraw
 from .test_info_bad_inputs import STOP_LIMIT, frame
 from .test_risk_limits import breached, get_instruments, get_user, ok, rolling, set_instrument, set_user
@@ -151,17 +159,9 @@ def limited(exchange: Exchange, user_quantity: int, abc_quantity: int) -> tuple[
 @pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "logged-in"])
 def test_a_bad_length_closes_only_that_connection(gateway: Exchange, logged_in: bool) -> None:
     trader = Trader(gateway)
-    for length in (0, 1, 2, 3, MAX_FRAME_LENGTH + 1, 2**31, 2**32 - 1):
-        head = struct.pack(">I", length)
-        for data in (head, head + struct.pack(">I", INSERT_REQUEST)):  # never a payload
-            client = violator(gateway, logged_in)
-            client.send_raw(data)
-            assert client.wait_closed(), f"length {length} ({data.hex()}) did not close the connection"
-        client = violator(gateway, logged_in)
-        client.send_raw(head[:2])
-        client.send_raw(head[2:])
-        assert client.wait_closed(), f"length {length} sent in two writes did not close the connection"
-        trader.still_served()
+    assert_bad_lengths_close_the_connection(
+        lambda: violator(gateway, logged_in), INSERT_REQUEST, trader.still_served
+    )
 
 
 def test_garbage_closes_only_that_connection(gateway: Exchange) -> None:

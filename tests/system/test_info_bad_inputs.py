@@ -27,7 +27,7 @@ import pytest
 from google.protobuf.message import Message
 
 from optivex.proto import common_pb2, info_pb2
-from optivex.wire import MAX_FRAME_LENGTH, encode_frame
+from optivex.wire import encode_frame
 
 from .helpers import (
     BUY,
@@ -36,6 +36,7 @@ from .helpers import (
     TOP_OF_BOOK,
     Exchange,
     SyncClient,
+    assert_bad_lengths_close_the_connection,
     insert,
     subscribe,
     until_barrier,
@@ -89,17 +90,9 @@ def violator(exchange: Exchange, logged_in: bool) -> SyncClient:
 @pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "logged-in"])
 def test_a_bad_length_closes_only_that_connection(info: Exchange, logged_in: bool) -> None:
     market = Market(info)
-    for length in (0, 1, 2, 3, MAX_FRAME_LENGTH + 1, 2**31, 2**32 - 1):
-        head = struct.pack(">I", length)
-        for data in (head, head + struct.pack(">I", SUBSCRIBE_REQUEST)):  # never a payload
-            client = violator(info, logged_in)
-            client.send_raw(data)
-            assert client.wait_closed(), f"length {length} ({data.hex()}) did not close the connection"
-        client = violator(info, logged_in)
-        client.send_raw(head[:2])
-        client.send_raw(head[2:])
-        assert client.wait_closed(), f"length {length} sent in two writes did not close the connection"
-        market.still_served()
+    assert_bad_lengths_close_the_connection(
+        lambda: violator(info, logged_in), SUBSCRIBE_REQUEST, market.still_served
+    )
 
 
 def test_garbage_closes_only_that_connection(info: Exchange) -> None:
