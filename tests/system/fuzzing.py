@@ -45,7 +45,7 @@ from optivex.client import SyncClient
 from optivex.deploy import DEFAULT_USERS, Deployment
 from optivex.proto import admin_pb2, common_pb2
 from optivex.proto import order_book_pb2 as ob
-from optivex.protocols import LOGIN_REQUEST, PROTOCOLS, Protocol
+from optivex.protocols import LOGIN_REQUEST, PROTOCOLS, Protocol, protocol_for
 from optivex.wire import MAX_FRAME_LENGTH, FrameDecoder, encode_frame
 
 from .helpers import TIMEOUT, until_barrier
@@ -371,7 +371,9 @@ class Fuzzer:
     ) -> None:
         self.deployment = deployment
         self.name = protocol
-        self.protocol: Protocol = PROTOCOLS[protocol]
+        # What the port serves: every protocol of the component providing `protocol` (the gateway
+        # serves execution and risk_limits on one port, and answers both).
+        self.protocol: Protocol = protocol_for(deployment.provider(protocol).protocols)
         self.rng = random.Random(f"{protocol}:{seed}")
         self.limits = limits
         self.verbose = verbose
