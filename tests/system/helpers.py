@@ -297,3 +297,25 @@ def assert_bad_lengths_close_the_connection(
         client.send_raw(head[2:])
         assert client.wait_closed(), f"length {length} sent in two writes did not close the connection"
         still_served()
+
+
+GARBAGE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # a length of 0x47455420: above the maximum
+    b"\xff" * 64,
+    b"\x00\x00\x00\x01\xff\xff",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello's first bytes
+)
+"""Bytes that are no frame stream of ours: each must close the connection it arrives on."""
+
+
+def assert_garbage_closes_the_connection(
+    connect: Callable[[bool], SyncClient], still_served: Callable[[], None]
+) -> None:
+    """Each of GARBAGE, sent on a connection `connect(logged_in)` opened (anonymous, then logged in),
+    closes it, and after each `still_served()` shows another client is served."""
+    for garbage in GARBAGE:
+        for logged_in in (False, True):
+            client = connect(logged_in)
+            client.send_raw(garbage)
+            assert client.wait_closed(), f"{garbage!r} did not close the connection"
+            still_served()

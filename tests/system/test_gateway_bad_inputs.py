@@ -58,6 +58,7 @@ from .helpers import (
     Exchange,
     SyncClient,
     assert_bad_lengths_close_the_connection,
+    assert_garbage_closes_the_connection,
     insert,
     until_barrier,
 )
@@ -166,17 +167,7 @@ def test_a_bad_length_closes_only_that_connection(gateway: Exchange, logged_in: 
 
 def test_garbage_closes_only_that_connection(gateway: Exchange) -> None:
     trader = Trader(gateway)
-    for garbage in (
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # a length of 0x47455420: above the maximum
-        b"\xff" * 64,
-        b"\x00\x00\x00\x01\xff\xff",
-        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello's first bytes
-    ):
-        for logged_in in (False, True):
-            client = violator(gateway, logged_in)
-            client.send_raw(garbage)
-            assert client.wait_closed(), f"{garbage!r} did not close the connection"
-            trader.still_served()
+    assert_garbage_closes_the_connection(lambda logged_in: violator(gateway, logged_in), trader.still_served)
 
 
 ACCEPTED_REQUESTS = [

@@ -37,6 +37,7 @@ from .helpers import (
     Exchange,
     SyncClient,
     assert_bad_lengths_close_the_connection,
+    assert_garbage_closes_the_connection,
     insert,
     subscribe,
     until_barrier,
@@ -97,16 +98,7 @@ def test_a_bad_length_closes_only_that_connection(info: Exchange, logged_in: boo
 
 def test_garbage_closes_only_that_connection(info: Exchange) -> None:
     market = Market(info)
-    for garbage in (
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # a length of 0x47455420: above the maximum
-        b"\xff" * 64,
-        b"\x00\x00\x00\x01\xff\xff",
-    ):
-        for logged_in in (False, True):
-            client = violator(info, logged_in)
-            client.send_raw(garbage)
-            assert client.wait_closed(), f"{garbage!r} did not close the connection"
-            market.still_served()
+    assert_garbage_closes_the_connection(lambda logged_in: violator(info, logged_in), market.still_served)
 
 
 def test_an_undecodable_payload_closes_only_that_connection(info: Exchange) -> None:

@@ -13,7 +13,6 @@ Which rule each test covers:
 
 from __future__ import annotations
 
-import threading
 from typing import cast
 
 from optivex.proto import admin_pb2, common_pb2, info_pb2
@@ -22,11 +21,11 @@ from .helpers import (
     BUY,
     PRICE_DEPTH_BOOK,
     SELL,
-    TIMEOUT,
     TOP_OF_BOOK,
     Exchange,
     SyncClient,
     cancel,
+    create_then_at_once,
     insert,
     until_barrier,
 )
@@ -42,42 +41,18 @@ def test_create_then_subscribe_at_once_in_parallel(info: Exchange) -> None:
     pairs = [(info.admin(user), info.info(user)) for user in ("admin", "alice", "bob", "carol")[:CLIENTS]]
     for _, market in pairs:
         until_barrier(market)
-    start = threading.Barrier(CLIENTS)
-    failures: list[str] = []
     created: list[str] = []
 
-    def run(index: int, admin: SyncClient, market: SyncClient) -> None:
-        try:
-            start.wait(TIMEOUT)
-            for n in range(CREATIONS // CLIENTS):
-                symbol = f"C{index}_{n}"
-                response = admin.request(
-                    admin_pb2.CreateInstrumentRequest(
-                        instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01
-                    ),
-                    expect=admin_pb2.CreateInstrumentResponse,
-                )
-                if response.error_message:
-                    failures.append(f"create {symbol}: {response.error_message}")
-                    continue
-                created.append(symbol)
-                kind = TOP_OF_BOOK if n % 2 else PRICE_DEPTH_BOOK
-                answer = market.request(
-                    info_pb2.OrderBookSubscribeRequest(instrument_symbol=symbol, subscription_type=kind),
-                    expect=info_pb2.OrderBookSubscribeResponse,
-                )
-                if answer.error_message:
-                    failures.append(f"subscribe {symbol} right after its creation: {answer.error_message}")
-        except Exception as exc:  # reported below: a thread's exception would otherwise be lost
-            failures.append(f"client {index}: {exc!r}")
+    def subscribe_at_once(market: SyncClient, symbol: str, n: int) -> str:
+        created.append(symbol)
+        kind = TOP_OF_BOOK if n % 2 else PRICE_DEPTH_BOOK
+        answer = market.request(
+            info_pb2.OrderBookSubscribeRequest(instrument_symbol=symbol, subscription_type=kind),
+            expect=info_pb2.OrderBookSubscribeResponse,
+        )
+        return answer.error_message
 
-    threads = [
-        threading.Thread(target=run, args=(i, admin, market)) for i, (admin, market) in enumerate(pairs)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    failures = create_then_at_once(pairs, CREATIONS, subscribe_at_once)
     assert failures == []
     assert len(created) == CREATIONS
     # Each info client got the snapshot of each of its subscriptions (an empty book), and one
