@@ -234,15 +234,16 @@ class GatewayComponent(Component):
         symbol = request.instrument_symbol
         price = price_to_units(request.price)
         feed = self.feed
-        if feed.up and feed.mirror.book_by_symbol(symbol) is not None:
-            target = self._insert_target(symbol, int(request.side), price, request.quantity)
-            if isinstance(target, str):
-                reply.error(target)  # invalid for that book: no barrier changes it
+        book = feed.mirror.book_by_symbol(symbol) if feed.up else None
+        if book is not None:
+            error = order_error(int(request.side), price, request.quantity, book.tick)
+            if error:
+                reply.error(error)  # invalid for that book: no barrier changes it
                 return
             assert price is not None  # order_error refuses None
-            checked = risk.check_insert(user, target.book_id, symbol, price, request.quantity, monotonic())
+            checked = risk.check_insert(user, book.book_id, symbol, price, request.quantity, monotonic())
             if not isinstance(checked, Rejection):
-                self._send_insert(reply.defer(), request, user, target, price, checked)
+                self._send_insert(reply.defer(), request, user, book, price, checked)
                 return
             if not checked.outstanding:
                 reply.error(checked.message)
