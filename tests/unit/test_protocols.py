@@ -18,7 +18,9 @@ def test_every_message_type_names_a_class() -> None:
 
 def test_requests_and_their_responses() -> None:
     ob = PROTOCOLS["order_book"]
-    assert ob.requests == {0, 10, 12, 14, 100, 102, 104}
+    assert ob.requests == {0, 10, 12, 14, 100, 102, 104, 106, 110}
+    assert ob.responses[106] is order_book_pb2.AmendOrderResponse
+    assert ob.classes[108] is order_book_pb2.OnOrderAmended
     assert ob.responses[100] is order_book_pb2.BarrierResponse
     assert ob.responses[104] is order_book_pb2.ListBooksResponse
     assert PROTOCOLS["admin"].responses[30] is admin_pb2.ListInstrumentsResponse

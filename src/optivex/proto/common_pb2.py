@@ -25,19 +25,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x63ommon.proto\x12\x10optiver.exchange\"W\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x12\n\nmultiplier\x18\x04 \x01(\x01\"F\n\x0cLoginRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\":\n\rLoginResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t*\x19\n\x04Side\x12\x07\n\x03\x42UY\x10\x00\x12\x08\n\x04SELL\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x63ommon.proto\x12\x10optiver.exchange\"W\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x12\n\nmultiplier\x18\x04 \x01(\x01\"`\n\x0cLoginRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x18\n\x10\x65xtension_events\x18\x64 \x01(\x08\":\n\rLoginResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t*\x19\n\x04Side\x12\x07\n\x03\x42UY\x10\x00\x12\x08\n\x04SELL\x10\x01*N\n\x0bTimeInForce\x12\x14\n\x10GOOD_TILL_CANCEL\x10\x00\x12\x17\n\x13IMMEDIATE_OR_CANCEL\x10\x01\x12\x10\n\x0c\x46ILL_OR_KILL\x10\x02*V\n\x13SelfTradePrevention\x12\x16\n\x12SELF_TRADE_ALLOWED\x10\x00\x12\x12\n\x0e\x43\x41NCEL_RESTING\x10\x01\x12\x13\n\x0f\x43\x41NCEL_INCOMING\x10\x02*\xac\x01\n\x0c\x43\x61ncelReason\x12\x14\n\x10\x43\x41NCEL_REQUESTED\x10\x00\x12\x1e\n\x1a\x43\x41NCEL_IMMEDIATE_OR_CANCEL\x10\x01\x12\x15\n\x11\x43\x41NCEL_SELF_TRADE\x10\x02\x12\x0f\n\x0b\x43\x41NCEL_MASS\x10\x03\x12\x15\n\x11\x43\x41NCEL_DISCONNECT\x10\x04\x12\x13\n\x0f\x43\x41NCEL_REPLACED\x10\x05\x12\x12\n\x0e\x43\x41NCEL_AMENDED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIDE']._serialized_start=255
-  _globals['_SIDE']._serialized_end=280
+  _globals['_SIDE']._serialized_start=281
+  _globals['_SIDE']._serialized_end=306
+  _globals['_TIMEINFORCE']._serialized_start=308
+  _globals['_TIMEINFORCE']._serialized_end=386
+  _globals['_SELFTRADEPREVENTION']._serialized_start=388
+  _globals['_SELFTRADEPREVENTION']._serialized_end=474
+  _globals['_CANCELREASON']._serialized_start=477
+  _globals['_CANCELREASON']._serialized_end=649
   _globals['_INSTRUMENT']._serialized_start=34
   _globals['_INSTRUMENT']._serialized_end=121
   _globals['_LOGINREQUEST']._serialized_start=123
-  _globals['_LOGINREQUEST']._serialized_end=193
-  _globals['_LOGINRESPONSE']._serialized_start=195
-  _globals['_LOGINRESPONSE']._serialized_end=253
+  _globals['_LOGINREQUEST']._serialized_end=219
+  _globals['_LOGINRESPONSE']._serialized_start=221
+  _globals['_LOGINRESPONSE']._serialized_end=279
 # @@protoc_insertion_point(module_scope)

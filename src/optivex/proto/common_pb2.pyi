@@ -10,8 +10,43 @@ class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BUY: _ClassVar[Side]
     SELL: _ClassVar[Side]
+
+class TimeInForce(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GOOD_TILL_CANCEL: _ClassVar[TimeInForce]
+    IMMEDIATE_OR_CANCEL: _ClassVar[TimeInForce]
+    FILL_OR_KILL: _ClassVar[TimeInForce]
+
+class SelfTradePrevention(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SELF_TRADE_ALLOWED: _ClassVar[SelfTradePrevention]
+    CANCEL_RESTING: _ClassVar[SelfTradePrevention]
+    CANCEL_INCOMING: _ClassVar[SelfTradePrevention]
+
+class CancelReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL_REQUESTED: _ClassVar[CancelReason]
+    CANCEL_IMMEDIATE_OR_CANCEL: _ClassVar[CancelReason]
+    CANCEL_SELF_TRADE: _ClassVar[CancelReason]
+    CANCEL_MASS: _ClassVar[CancelReason]
+    CANCEL_DISCONNECT: _ClassVar[CancelReason]
+    CANCEL_REPLACED: _ClassVar[CancelReason]
+    CANCEL_AMENDED: _ClassVar[CancelReason]
 BUY: Side
 SELL: Side
+GOOD_TILL_CANCEL: TimeInForce
+IMMEDIATE_OR_CANCEL: TimeInForce
+FILL_OR_KILL: TimeInForce
+SELF_TRADE_ALLOWED: SelfTradePrevention
+CANCEL_RESTING: SelfTradePrevention
+CANCEL_INCOMING: SelfTradePrevention
+CANCEL_REQUESTED: CancelReason
+CANCEL_IMMEDIATE_OR_CANCEL: CancelReason
+CANCEL_SELF_TRADE: CancelReason
+CANCEL_MASS: CancelReason
+CANCEL_DISCONNECT: CancelReason
+CANCEL_REPLACED: CancelReason
+CANCEL_AMENDED: CancelReason
 
 class Instrument(_message.Message):
     __slots__ = ("symbol", "description", "currency", "multiplier")
@@ -26,14 +61,16 @@ class Instrument(_message.Message):
     def __init__(self, symbol: _Optional[str] = ..., description: _Optional[str] = ..., currency: _Optional[str] = ..., multiplier: _Optional[float] = ...) -> None: ...
 
 class LoginRequest(_message.Message):
-    __slots__ = ("request_id", "username", "password")
+    __slots__ = ("request_id", "username", "password", "extension_events")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    EXTENSION_EVENTS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     username: str
     password: str
-    def __init__(self, request_id: _Optional[int] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    extension_events: bool
+    def __init__(self, request_id: _Optional[int] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., extension_events: _Optional[bool] = ...) -> None: ...
 
 class LoginResponse(_message.Message):
     __slots__ = ("request_id", "error_message")

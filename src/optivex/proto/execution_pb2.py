@@ -26,21 +26,55 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x65xecution.proto\x12\x1aoptiver.exchange.execution\x1a\x0c\x63ommon.proto\"\x8a\x01\n\x12InsertOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12$\n\x04side\x18\x03 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\"\x91\x01\n\x13InsertOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x11\n\ttrade_ids\x18\x05 \x03(\x03\x12\x17\n\x0ftraded_quantity\x18\x06 \x01(\x05\"U\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\"@\n\x13\x43\x61ncelOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t*\x9e\x01\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x18\n\x14INSERT_ORDER_REQUEST\x10\n\x12\x19\n\x15INSERT_ORDER_RESPONSE\x10\x0b\x12\x18\n\x14\x43\x41NCEL_ORDER_REQUEST\x10\x0c\x12\x19\n\x15\x43\x41NCEL_ORDER_RESPONSE\x10\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0f\x65xecution.proto\x12\x1aoptiver.exchange.execution\x1a\x0c\x63ommon.proto\"\x86\x02\n\x12InsertOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12$\n\x04side\x18\x03 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x34\n\rtime_in_force\x18\x64 \x01(\x0e\x32\x1d.optiver.exchange.TimeInForce\x12\x44\n\x15self_trade_prevention\x18\x65 \x01(\x0e\x32%.optiver.exchange.SelfTradePrevention\"\xc7\x01\n\x13InsertOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x11\n\ttrade_ids\x18\x05 \x03(\x03\x12\x17\n\x0ftraded_quantity\x18\x06 \x01(\x05\x12\x18\n\x10resting_quantity\x18\x64 \x01(\x05\x12\x1a\n\x12\x63\x61ncelled_quantity\x18\x65 \x01(\x05\"U\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\"@\n\x13\x43\x61ncelOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\xbb\x01\n\x11\x41mendOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x44\n\x15self_trade_prevention\x18\x06 \x01(\x0e\x32%.optiver.exchange.SelfTradePrevention\"\xdd\x01\n\x12\x41mendOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x11\n\ttrade_ids\x18\x05 \x03(\x03\x12\x17\n\x0ftraded_quantity\x18\x06 \x01(\x05\x12\x15\n\rpriority_kept\x18\x07 \x01(\x08\x12\x18\n\x10resting_quantity\x18\x08 \x01(\x05\x12\x1a\n\x12\x63\x61ncelled_quantity\x18\t \x01(\x05\"G\n\x16\x43\x61ncelAllOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\"z\n\x17\x43\x61ncelAllOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x61ncelled_count\x18\x03 \x01(\x05\x12\x1b\n\x13\x63\x61ncelled_order_ids\x18\x04 \x03(\x03\"6\n SubscribeExecutionReportsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"N\n!SubscribeExecutionReportsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\xd0\x01\n\x06OnFill\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x10\n\x08trade_id\x18\x02 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x03 \x01(\t\x12$\n\x04side\x18\x04 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x10\n\x08quantity\x18\x06 \x01(\x05\x12\x1a\n\x12remaining_quantity\x18\x07 \x01(\x05\x12\x11\n\taggressor\x18\x08 \x01(\x08\x12\x11\n\ttimestamp\x18\t \x01(\x03\"\xbc\x01\n\x10OnOrderCancelled\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\x1a\n\x12\x63\x61ncelled_quantity\x18\x03 \x01(\x05\x12.\n\x06reason\x18\x04 \x01(\x0e\x32\x1e.optiver.exchange.CancelReason\x12\x11\n\ttimestamp\x18\x05 \x01(\x03\x12\x1c\n\x14replaced_by_order_id\x18\x06 \x01(\x03\"\xa3\x01\n\x0eOnOrderAmended\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x10\n\x08quantity\x18\x04 \x01(\x05\x12\x15\n\rpriority_kept\x18\x05 \x01(\x08\x12\x19\n\x11previous_order_id\x18\x06 \x01(\x03\x12\x11\n\ttimestamp\x18\x07 \x01(\x03\"5\n\x1f\x45nableCancelOnDisconnectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"M\n EnableCancelOnDisconnectResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"\xae\x01\n\tOpenOrder\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12$\n\x04side\x18\x03 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x1a\n\x12remaining_quantity\x18\x06 \x01(\x05\x12\x11\n\ttimestamp\x18\x07 \x01(\x03\"E\n\x14GetOpenOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\"y\n\x15GetOpenOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x35\n\x06orders\x18\x03 \x03(\x0b\x32%.optiver.exchange.execution.OpenOrder\"\xbc\x01\n\x08Position\x12\x19\n\x11instrument_symbol\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x03\x12\x0c\n\x04\x63\x61sh\x18\x03 \x01(\x01\x12\x17\n\x0f\x62ought_quantity\x18\x04 \x01(\x03\x12\x15\n\rsold_quantity\x18\x05 \x01(\x03\x12\x15\n\rtraded_volume\x18\x06 \x01(\x03\x12\x14\n\x0crealised_pnl\x18\x07 \x01(\x01\x12\x18\n\x10last_trade_price\x18\x08 \x01(\x01\"D\n\x13GetPositionsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\"z\n\x14GetPositionsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x37\n\tpositions\x18\x03 \x03(\x0b\x32$.optiver.exchange.execution.Position*\xe3\x04\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x18\n\x14INSERT_ORDER_REQUEST\x10\n\x12\x19\n\x15INSERT_ORDER_RESPONSE\x10\x0b\x12\x18\n\x14\x43\x41NCEL_ORDER_REQUEST\x10\x0c\x12\x19\n\x15\x43\x41NCEL_ORDER_RESPONSE\x10\r\x12\x17\n\x13\x41MEND_ORDER_REQUEST\x10\x32\x12\x18\n\x14\x41MEND_ORDER_RESPONSE\x10\x33\x12\x1d\n\x19\x43\x41NCEL_ALL_ORDERS_REQUEST\x10\x34\x12\x1e\n\x1a\x43\x41NCEL_ALL_ORDERS_RESPONSE\x10\x35\x12\'\n#SUBSCRIBE_EXECUTION_REPORTS_REQUEST\x10\x36\x12(\n$SUBSCRIBE_EXECUTION_REPORTS_RESPONSE\x10\x37\x12\x0b\n\x07ON_FILL\x10\x38\x12\x16\n\x12ON_ORDER_CANCELLED\x10\x39\x12\x14\n\x10ON_ORDER_AMENDED\x10:\x12\'\n#ENABLE_CANCEL_ON_DISCONNECT_REQUEST\x10<\x12(\n$ENABLE_CANCEL_ON_DISCONNECT_RESPONSE\x10=\x12\x1b\n\x17GET_OPEN_ORDERS_REQUEST\x10>\x12\x1c\n\x18GET_OPEN_ORDERS_RESPONSE\x10?\x12\x19\n\x15GET_POSITIONS_REQUEST\x10@\x12\x1a\n\x16GET_POSITIONS_RESPONSE\x10\x41\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'execution_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGETYPE']._serialized_start=504
-  _globals['_MESSAGETYPE']._serialized_end=662
+  _globals['_MESSAGETYPE']._serialized_start=2887
+  _globals['_MESSAGETYPE']._serialized_end=3498
   _globals['_INSERTORDERREQUEST']._serialized_start=62
-  _globals['_INSERTORDERREQUEST']._serialized_end=200
-  _globals['_INSERTORDERRESPONSE']._serialized_start=203
-  _globals['_INSERTORDERRESPONSE']._serialized_end=348
-  _globals['_CANCELORDERREQUEST']._serialized_start=350
-  _globals['_CANCELORDERREQUEST']._serialized_end=435
-  _globals['_CANCELORDERRESPONSE']._serialized_start=437
-  _globals['_CANCELORDERRESPONSE']._serialized_end=501
+  _globals['_INSERTORDERREQUEST']._serialized_end=324
+  _globals['_INSERTORDERRESPONSE']._serialized_start=327
+  _globals['_INSERTORDERRESPONSE']._serialized_end=526
+  _globals['_CANCELORDERREQUEST']._serialized_start=528
+  _globals['_CANCELORDERREQUEST']._serialized_end=613
+  _globals['_CANCELORDERRESPONSE']._serialized_start=615
+  _globals['_CANCELORDERRESPONSE']._serialized_end=679
+  _globals['_AMENDORDERREQUEST']._serialized_start=682
+  _globals['_AMENDORDERREQUEST']._serialized_end=869
+  _globals['_AMENDORDERRESPONSE']._serialized_start=872
+  _globals['_AMENDORDERRESPONSE']._serialized_end=1093
+  _globals['_CANCELALLORDERSREQUEST']._serialized_start=1095
+  _globals['_CANCELALLORDERSREQUEST']._serialized_end=1166
+  _globals['_CANCELALLORDERSRESPONSE']._serialized_start=1168
+  _globals['_CANCELALLORDERSRESPONSE']._serialized_end=1290
+  _globals['_SUBSCRIBEEXECUTIONREPORTSREQUEST']._serialized_start=1292
+  _globals['_SUBSCRIBEEXECUTIONREPORTSREQUEST']._serialized_end=1346
+  _globals['_SUBSCRIBEEXECUTIONREPORTSRESPONSE']._serialized_start=1348
+  _globals['_SUBSCRIBEEXECUTIONREPORTSRESPONSE']._serialized_end=1426
+  _globals['_ONFILL']._serialized_start=1429
+  _globals['_ONFILL']._serialized_end=1637
+  _globals['_ONORDERCANCELLED']._serialized_start=1640
+  _globals['_ONORDERCANCELLED']._serialized_end=1828
+  _globals['_ONORDERAMENDED']._serialized_start=1831
+  _globals['_ONORDERAMENDED']._serialized_end=1994
+  _globals['_ENABLECANCELONDISCONNECTREQUEST']._serialized_start=1996
+  _globals['_ENABLECANCELONDISCONNECTREQUEST']._serialized_end=2049
+  _globals['_ENABLECANCELONDISCONNECTRESPONSE']._serialized_start=2051
+  _globals['_ENABLECANCELONDISCONNECTRESPONSE']._serialized_end=2128
+  _globals['_OPENORDER']._serialized_start=2131
+  _globals['_OPENORDER']._serialized_end=2305
+  _globals['_GETOPENORDERSREQUEST']._serialized_start=2307
+  _globals['_GETOPENORDERSREQUEST']._serialized_end=2376
+  _globals['_GETOPENORDERSRESPONSE']._serialized_start=2378
+  _globals['_GETOPENORDERSRESPONSE']._serialized_end=2499
+  _globals['_POSITION']._serialized_start=2502
+  _globals['_POSITION']._serialized_end=2690
+  _globals['_GETPOSITIONSREQUEST']._serialized_start=2692
+  _globals['_GETPOSITIONSREQUEST']._serialized_end=2760
+  _globals['_GETPOSITIONSRESPONSE']._serialized_start=2762
+  _globals['_GETPOSITIONSRESPONSE']._serialized_end=2884
 # @@protoc_insertion_point(module_scope)

@@ -4,7 +4,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -17,42 +17,80 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INSERT_ORDER_RESPONSE: _ClassVar[MessageType]
     CANCEL_ORDER_REQUEST: _ClassVar[MessageType]
     CANCEL_ORDER_RESPONSE: _ClassVar[MessageType]
+    AMEND_ORDER_REQUEST: _ClassVar[MessageType]
+    AMEND_ORDER_RESPONSE: _ClassVar[MessageType]
+    CANCEL_ALL_ORDERS_REQUEST: _ClassVar[MessageType]
+    CANCEL_ALL_ORDERS_RESPONSE: _ClassVar[MessageType]
+    SUBSCRIBE_EXECUTION_REPORTS_REQUEST: _ClassVar[MessageType]
+    SUBSCRIBE_EXECUTION_REPORTS_RESPONSE: _ClassVar[MessageType]
+    ON_FILL: _ClassVar[MessageType]
+    ON_ORDER_CANCELLED: _ClassVar[MessageType]
+    ON_ORDER_AMENDED: _ClassVar[MessageType]
+    ENABLE_CANCEL_ON_DISCONNECT_REQUEST: _ClassVar[MessageType]
+    ENABLE_CANCEL_ON_DISCONNECT_RESPONSE: _ClassVar[MessageType]
+    GET_OPEN_ORDERS_REQUEST: _ClassVar[MessageType]
+    GET_OPEN_ORDERS_RESPONSE: _ClassVar[MessageType]
+    GET_POSITIONS_REQUEST: _ClassVar[MessageType]
+    GET_POSITIONS_RESPONSE: _ClassVar[MessageType]
 LOGIN_REQUEST: MessageType
 LOGIN_RESPONSE: MessageType
 INSERT_ORDER_REQUEST: MessageType
 INSERT_ORDER_RESPONSE: MessageType
 CANCEL_ORDER_REQUEST: MessageType
 CANCEL_ORDER_RESPONSE: MessageType
+AMEND_ORDER_REQUEST: MessageType
+AMEND_ORDER_RESPONSE: MessageType
+CANCEL_ALL_ORDERS_REQUEST: MessageType
+CANCEL_ALL_ORDERS_RESPONSE: MessageType
+SUBSCRIBE_EXECUTION_REPORTS_REQUEST: MessageType
+SUBSCRIBE_EXECUTION_REPORTS_RESPONSE: MessageType
+ON_FILL: MessageType
+ON_ORDER_CANCELLED: MessageType
+ON_ORDER_AMENDED: MessageType
+ENABLE_CANCEL_ON_DISCONNECT_REQUEST: MessageType
+ENABLE_CANCEL_ON_DISCONNECT_RESPONSE: MessageType
+GET_OPEN_ORDERS_REQUEST: MessageType
+GET_OPEN_ORDERS_RESPONSE: MessageType
+GET_POSITIONS_REQUEST: MessageType
+GET_POSITIONS_RESPONSE: MessageType
 
 class InsertOrderRequest(_message.Message):
-    __slots__ = ("request_id", "instrument_symbol", "side", "price", "quantity")
+    __slots__ = ("request_id", "instrument_symbol", "side", "price", "quantity", "time_in_force", "self_trade_prevention")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_FORCE_FIELD_NUMBER: _ClassVar[int]
+    SELF_TRADE_PREVENTION_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     instrument_symbol: str
     side: _common_pb2.Side
     price: float
     quantity: int
-    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ...) -> None: ...
+    time_in_force: _common_pb2.TimeInForce
+    self_trade_prevention: _common_pb2.SelfTradePrevention
+    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., time_in_force: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., self_trade_prevention: _Optional[_Union[_common_pb2.SelfTradePrevention, str]] = ...) -> None: ...
 
 class InsertOrderResponse(_message.Message):
-    __slots__ = ("request_id", "error_message", "order_id", "timestamp", "trade_ids", "traded_quantity")
+    __slots__ = ("request_id", "error_message", "order_id", "timestamp", "trade_ids", "traded_quantity", "resting_quantity", "cancelled_quantity")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     TRADE_IDS_FIELD_NUMBER: _ClassVar[int]
     TRADED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RESTING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     error_message: str
     order_id: int
     timestamp: int
     trade_ids: _containers.RepeatedScalarFieldContainer[int]
     traded_quantity: int
-    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., order_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., traded_quantity: _Optional[int] = ...) -> None: ...
+    resting_quantity: int
+    cancelled_quantity: int
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., order_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., traded_quantity: _Optional[int] = ..., resting_quantity: _Optional[int] = ..., cancelled_quantity: _Optional[int] = ...) -> None: ...
 
 class CancelOrderRequest(_message.Message):
     __slots__ = ("request_id", "instrument_symbol", "order_id")
@@ -71,3 +109,219 @@ class CancelOrderResponse(_message.Message):
     request_id: int
     error_message: str
     def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class AmendOrderRequest(_message.Message):
+    __slots__ = ("request_id", "instrument_symbol", "order_id", "price", "quantity", "self_trade_prevention")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    SELF_TRADE_PREVENTION_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    instrument_symbol: str
+    order_id: int
+    price: float
+    quantity: int
+    self_trade_prevention: _common_pb2.SelfTradePrevention
+    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., order_id: _Optional[int] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., self_trade_prevention: _Optional[_Union[_common_pb2.SelfTradePrevention, str]] = ...) -> None: ...
+
+class AmendOrderResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "order_id", "timestamp", "trade_ids", "traded_quantity", "priority_kept", "resting_quantity", "cancelled_quantity")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    TRADE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TRADED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_KEPT_FIELD_NUMBER: _ClassVar[int]
+    RESTING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    order_id: int
+    timestamp: int
+    trade_ids: _containers.RepeatedScalarFieldContainer[int]
+    traded_quantity: int
+    priority_kept: bool
+    resting_quantity: int
+    cancelled_quantity: int
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., order_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., traded_quantity: _Optional[int] = ..., priority_kept: _Optional[bool] = ..., resting_quantity: _Optional[int] = ..., cancelled_quantity: _Optional[int] = ...) -> None: ...
+
+class CancelAllOrdersRequest(_message.Message):
+    __slots__ = ("request_id", "instrument_symbol")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    instrument_symbol: str
+    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ...) -> None: ...
+
+class CancelAllOrdersResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "cancelled_count", "cancelled_order_ids")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    cancelled_count: int
+    cancelled_order_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., cancelled_count: _Optional[int] = ..., cancelled_order_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SubscribeExecutionReportsRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    def __init__(self, request_id: _Optional[int] = ...) -> None: ...
+
+class SubscribeExecutionReportsResponse(_message.Message):
+    __slots__ = ("request_id", "error_message")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class OnFill(_message.Message):
+    __slots__ = ("order_id", "trade_id", "instrument_symbol", "side", "price", "quantity", "remaining_quantity", "aggressor", "timestamp")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TRADE_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    AGGRESSOR_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    trade_id: int
+    instrument_symbol: str
+    side: _common_pb2.Side
+    price: float
+    quantity: int
+    remaining_quantity: int
+    aggressor: bool
+    timestamp: int
+    def __init__(self, order_id: _Optional[int] = ..., trade_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., remaining_quantity: _Optional[int] = ..., aggressor: _Optional[bool] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class OnOrderCancelled(_message.Message):
+    __slots__ = ("order_id", "instrument_symbol", "cancelled_quantity", "reason", "timestamp", "replaced_by_order_id")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_BY_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    instrument_symbol: str
+    cancelled_quantity: int
+    reason: _common_pb2.CancelReason
+    timestamp: int
+    replaced_by_order_id: int
+    def __init__(self, order_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., cancelled_quantity: _Optional[int] = ..., reason: _Optional[_Union[_common_pb2.CancelReason, str]] = ..., timestamp: _Optional[int] = ..., replaced_by_order_id: _Optional[int] = ...) -> None: ...
+
+class OnOrderAmended(_message.Message):
+    __slots__ = ("order_id", "instrument_symbol", "price", "quantity", "priority_kept", "previous_order_id", "timestamp")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_KEPT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    instrument_symbol: str
+    price: float
+    quantity: int
+    priority_kept: bool
+    previous_order_id: int
+    timestamp: int
+    def __init__(self, order_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., priority_kept: _Optional[bool] = ..., previous_order_id: _Optional[int] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class EnableCancelOnDisconnectRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    def __init__(self, request_id: _Optional[int] = ...) -> None: ...
+
+class EnableCancelOnDisconnectResponse(_message.Message):
+    __slots__ = ("request_id", "error_message")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class OpenOrder(_message.Message):
+    __slots__ = ("order_id", "instrument_symbol", "side", "price", "quantity", "remaining_quantity", "timestamp")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    instrument_symbol: str
+    side: _common_pb2.Side
+    price: float
+    quantity: int
+    remaining_quantity: int
+    timestamp: int
+    def __init__(self, order_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., remaining_quantity: _Optional[int] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class GetOpenOrdersRequest(_message.Message):
+    __slots__ = ("request_id", "instrument_symbol")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    instrument_symbol: str
+    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ...) -> None: ...
+
+class GetOpenOrdersResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "orders")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    orders: _containers.RepeatedCompositeFieldContainer[OpenOrder]
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., orders: _Optional[_Iterable[_Union[OpenOrder, _Mapping]]] = ...) -> None: ...
+
+class Position(_message.Message):
+    __slots__ = ("instrument_symbol", "position", "cash", "bought_quantity", "sold_quantity", "traded_volume", "realised_pnl", "last_trade_price")
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    CASH_FIELD_NUMBER: _ClassVar[int]
+    BOUGHT_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    SOLD_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    TRADED_VOLUME_FIELD_NUMBER: _ClassVar[int]
+    REALISED_PNL_FIELD_NUMBER: _ClassVar[int]
+    LAST_TRADE_PRICE_FIELD_NUMBER: _ClassVar[int]
+    instrument_symbol: str
+    position: int
+    cash: float
+    bought_quantity: int
+    sold_quantity: int
+    traded_volume: int
+    realised_pnl: float
+    last_trade_price: float
+    def __init__(self, instrument_symbol: _Optional[str] = ..., position: _Optional[int] = ..., cash: _Optional[float] = ..., bought_quantity: _Optional[int] = ..., sold_quantity: _Optional[int] = ..., traded_volume: _Optional[int] = ..., realised_pnl: _Optional[float] = ..., last_trade_price: _Optional[float] = ...) -> None: ...
+
+class GetPositionsRequest(_message.Message):
+    __slots__ = ("request_id", "instrument_symbol")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTRUMENT_SYMBOL_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    instrument_symbol: str
+    def __init__(self, request_id: _Optional[int] = ..., instrument_symbol: _Optional[str] = ...) -> None: ...
+
+class GetPositionsResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "positions")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    positions: _containers.RepeatedCompositeFieldContainer[Position]
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[Position, _Mapping]]] = ...) -> None: ...

@@ -26,45 +26,55 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10order_book.proto\x12\x1aoptiver.exchange.orderbook\x1a\x0c\x63ommon.proto\"\x83\x01\n\x12OnOrderBookCreated\x12\x15\n\rorder_book_id\x18\x01 \x01(\x03\x12\x11\n\ttick_size\x18\x02 \x01(\x01\x12\x30\n\ninstrument\x18\x64 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\x12\x11\n\ttimestamp\x18\x65 \x01(\x03\"\xb9\x01\n\x0fOnOrderInserted\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12$\n\x04side\x18\x04 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x10\n\x08quantity\x18\x06 \x01(\x05\x12\x11\n\ttrade_ids\x18\x07 \x03(\x03\x12\x10\n\x08username\x18\x64 \x01(\t\"D\n\x10OnOrderCancelled\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x1e\n\x16\x63\x61ncellation_timestamp\x18\x02 \x01(\x03\"\xc3\x01\n\x07OnTrade\x12\x10\n\x08trade_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\x14\n\x0c\x62uy_order_id\x18\x04 \x01(\x03\x12\x15\n\rsell_order_id\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x01\x12\x10\n\x08quantity\x18\x07 \x01(\x05\x12.\n\x0e\x61ggressor_side\x18\x08 \x01(\x0e\x32\x16.optiver.exchange.Side\"q\n\x16\x43reateOrderBookRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x11\n\ttick_size\x18\x02 \x01(\x01\x12\x30\n\ninstrument\x18\x64 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\"n\n\x17\x43reateOrderBookResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x15\n\rorder_book_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\"\xa5\x01\n\x12InsertOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12$\n\x04side\x18\x03 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x1d\n\x15on_behalf_of_username\x18\x64 \x01(\t\"\x91\x01\n\x13InsertOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x11\n\ttrade_ids\x18\x05 \x03(\x03\x12\x17\n\x0ftraded_quantity\x18\x06 \x01(\x05\"Q\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x10\n\x08order_id\x18\x03 \x01(\x03\"@\n\x13\x43\x61ncelOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"$\n\x0e\x42\x61rrierRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"<\n\x0f\x42\x61rrierResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"g\n\rTradesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x17\n\x0f\x62\x65\x66ore_trade_id\x18\x03 \x01(\x03\x12\x12\n\nmax_trades\x18\x04 \x01(\x05\"\x91\x01\n\x0eTradesResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x33\n\x06trades\x18\x03 \x03(\x0b\x32#.optiver.exchange.orderbook.OnTrade\x12\x0c\n\x04more\x18\x04 \x01(\x08\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"C\n\x10ListBooksRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x1b\n\x13\x61\x66ter_order_book_id\x18\x02 \x01(\x03\"\x8b\x01\n\x11ListBooksResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12=\n\x05\x62ooks\x18\x03 \x03(\x0b\x32..optiver.exchange.orderbook.OnOrderBookCreated\x12\x0c\n\x04more\x18\x04 \x01(\x08*\xba\x03\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x19\n\x15ON_ORDER_BOOK_CREATED\x10\x02\x12\x15\n\x11ON_ORDER_INSERTED\x10\x03\x12\x16\n\x12ON_ORDER_CANCELLED\x10\x04\x12\x0c\n\x08ON_TRADE\x10\x05\x12\x1d\n\x19\x43REATE_ORDER_BOOK_REQUEST\x10\n\x12\x1e\n\x1a\x43REATE_ORDER_BOOK_RESPONSE\x10\x0b\x12\x18\n\x14INSERT_ORDER_REQUEST\x10\x0c\x12\x19\n\x15INSERT_ORDER_RESPONSE\x10\r\x12\x18\n\x14\x43\x41NCEL_ORDER_REQUEST\x10\x0e\x12\x19\n\x15\x43\x41NCEL_ORDER_RESPONSE\x10\x0f\x12\x13\n\x0f\x42\x41RRIER_REQUEST\x10\x64\x12\x14\n\x10\x42\x41RRIER_RESPONSE\x10\x65\x12\x12\n\x0eTRADES_REQUEST\x10\x66\x12\x13\n\x0fTRADES_RESPONSE\x10g\x12\x16\n\x12LIST_BOOKS_REQUEST\x10h\x12\x17\n\x13LIST_BOOKS_RESPONSE\x10ib\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10order_book.proto\x12\x1aoptiver.exchange.orderbook\x1a\x0c\x63ommon.proto\"\x83\x01\n\x12OnOrderBookCreated\x12\x15\n\rorder_book_id\x18\x01 \x01(\x03\x12\x11\n\ttick_size\x18\x02 \x01(\x01\x12\x30\n\ninstrument\x18\x64 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\x12\x11\n\ttimestamp\x18\x65 \x01(\x03\"\xa5\x02\n\x0fOnOrderInserted\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12$\n\x04side\x18\x04 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x05 \x01(\x01\x12\x10\n\x08quantity\x18\x06 \x01(\x05\x12\x11\n\ttrade_ids\x18\x07 \x03(\x03\x12\x10\n\x08username\x18\x64 \x01(\t\x12\x34\n\rtime_in_force\x18\x65 \x01(\x0e\x32\x1d.optiver.exchange.TimeInForce\x12\x19\n\x11replaces_order_id\x18\x66 \x01(\x03\x12\x19\n\x11\x63\x61ncels_remainder\x18g \x01(\x08\"t\n\x10OnOrderCancelled\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x1e\n\x16\x63\x61ncellation_timestamp\x18\x02 \x01(\x03\x12.\n\x06reason\x18\x64 \x01(\x0e\x32\x1e.optiver.exchange.CancelReason\"\xc3\x01\n\x07OnTrade\x12\x10\n\x08trade_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\x14\n\x0c\x62uy_order_id\x18\x04 \x01(\x03\x12\x15\n\rsell_order_id\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\x01\x12\x10\n\x08quantity\x18\x07 \x01(\x05\x12.\n\x0e\x61ggressor_side\x18\x08 \x01(\x0e\x32\x16.optiver.exchange.Side\"q\n\x16\x43reateOrderBookRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x11\n\ttick_size\x18\x02 \x01(\x01\x12\x30\n\ninstrument\x18\x64 \x01(\x0b\x32\x1c.optiver.exchange.Instrument\"n\n\x17\x43reateOrderBookResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x15\n\rorder_book_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\"\xa1\x02\n\x12InsertOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12$\n\x04side\x18\x03 \x01(\x0e\x32\x16.optiver.exchange.Side\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x1d\n\x15on_behalf_of_username\x18\x64 \x01(\t\x12\x34\n\rtime_in_force\x18\x65 \x01(\x0e\x32\x1d.optiver.exchange.TimeInForce\x12\x44\n\x15self_trade_prevention\x18\x66 \x01(\x0e\x32%.optiver.exchange.SelfTradePrevention\"\xc7\x01\n\x13InsertOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x11\n\ttrade_ids\x18\x05 \x03(\x03\x12\x17\n\x0ftraded_quantity\x18\x06 \x01(\x05\x12\x18\n\x10resting_quantity\x18\x64 \x01(\x05\x12\x1a\n\x12\x63\x61ncelled_quantity\x18\x65 \x01(\x05\"Q\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x10\n\x08order_id\x18\x03 \x01(\x03\"@\n\x13\x43\x61ncelOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"$\n\x0e\x42\x61rrierRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"<\n\x0f\x42\x61rrierResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"g\n\rTradesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x17\n\x0f\x62\x65\x66ore_trade_id\x18\x03 \x01(\x03\x12\x12\n\nmax_trades\x18\x04 \x01(\x05\"\x91\x01\n\x0eTradesResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x33\n\x06trades\x18\x03 \x03(\x0b\x32#.optiver.exchange.orderbook.OnTrade\x12\x0c\n\x04more\x18\x04 \x01(\x08\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"C\n\x10ListBooksRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x1b\n\x13\x61\x66ter_order_book_id\x18\x02 \x01(\x03\"\x8b\x01\n\x11ListBooksResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12=\n\x05\x62ooks\x18\x03 \x03(\x0b\x32..optiver.exchange.orderbook.OnOrderBookCreated\x12\x0c\n\x04more\x18\x04 \x01(\x08\"\xd6\x01\n\x11\x41mendOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\r\n\x05price\x18\x04 \x01(\x01\x12\x10\n\x08quantity\x18\x05 \x01(\x05\x12\x1d\n\x15on_behalf_of_username\x18\x06 \x01(\t\x12\x44\n\x15self_trade_prevention\x18\x07 \x01(\x0e\x32%.optiver.exchange.SelfTradePrevention\"\xdd\x01\n\x12\x41mendOrderResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x11\n\ttrade_ids\x18\x05 \x03(\x03\x12\x17\n\x0ftraded_quantity\x18\x06 \x01(\x05\x12\x15\n\rpriority_kept\x18\x07 \x01(\x08\x12\x18\n\x10resting_quantity\x18\x08 \x01(\x05\x12\x1a\n\x12\x63\x61ncelled_quantity\x18\t \x01(\x05\"y\n\x0eOnOrderAmended\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x15\n\rorder_book_id\x18\x02 \x01(\x03\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\x10\n\x08quantity\x18\x04 \x01(\x05\x12\x19\n\x11previous_quantity\x18\x05 \x01(\x05\"\xa2\x01\n\x13\x43\x61ncelOrdersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x1d\n\x15on_behalf_of_username\x18\x02 \x01(\t\x12\x15\n\rorder_book_id\x18\x03 \x01(\x03\x12\x11\n\torder_ids\x18\x04 \x03(\x03\x12.\n\x06reason\x18\x05 \x01(\x0e\x32\x1e.optiver.exchange.CancelReason\"^\n\x14\x43\x61ncelOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x1b\n\x13\x63\x61ncelled_order_ids\x18\x03 \x03(\x03*\xba\x04\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12\x19\n\x15ON_ORDER_BOOK_CREATED\x10\x02\x12\x15\n\x11ON_ORDER_INSERTED\x10\x03\x12\x16\n\x12ON_ORDER_CANCELLED\x10\x04\x12\x0c\n\x08ON_TRADE\x10\x05\x12\x1d\n\x19\x43REATE_ORDER_BOOK_REQUEST\x10\n\x12\x1e\n\x1a\x43REATE_ORDER_BOOK_RESPONSE\x10\x0b\x12\x18\n\x14INSERT_ORDER_REQUEST\x10\x0c\x12\x19\n\x15INSERT_ORDER_RESPONSE\x10\r\x12\x18\n\x14\x43\x41NCEL_ORDER_REQUEST\x10\x0e\x12\x19\n\x15\x43\x41NCEL_ORDER_RESPONSE\x10\x0f\x12\x13\n\x0f\x42\x41RRIER_REQUEST\x10\x64\x12\x14\n\x10\x42\x41RRIER_RESPONSE\x10\x65\x12\x12\n\x0eTRADES_REQUEST\x10\x66\x12\x13\n\x0fTRADES_RESPONSE\x10g\x12\x16\n\x12LIST_BOOKS_REQUEST\x10h\x12\x17\n\x13LIST_BOOKS_RESPONSE\x10i\x12\x17\n\x13\x41MEND_ORDER_REQUEST\x10j\x12\x18\n\x14\x41MEND_ORDER_RESPONSE\x10k\x12\x14\n\x10ON_ORDER_AMENDED\x10l\x12\x19\n\x15\x43\x41NCEL_ORDERS_REQUEST\x10n\x12\x1a\n\x16\x43\x41NCEL_ORDERS_RESPONSE\x10ob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'order_book_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGETYPE']._serialized_start=1909
-  _globals['_MESSAGETYPE']._serialized_end=2351
+  _globals['_MESSAGETYPE']._serialized_start=3068
+  _globals['_MESSAGETYPE']._serialized_end=3638
   _globals['_ONORDERBOOKCREATED']._serialized_start=63
   _globals['_ONORDERBOOKCREATED']._serialized_end=194
   _globals['_ONORDERINSERTED']._serialized_start=197
-  _globals['_ONORDERINSERTED']._serialized_end=382
-  _globals['_ONORDERCANCELLED']._serialized_start=384
-  _globals['_ONORDERCANCELLED']._serialized_end=452
-  _globals['_ONTRADE']._serialized_start=455
-  _globals['_ONTRADE']._serialized_end=650
-  _globals['_CREATEORDERBOOKREQUEST']._serialized_start=652
-  _globals['_CREATEORDERBOOKREQUEST']._serialized_end=765
-  _globals['_CREATEORDERBOOKRESPONSE']._serialized_start=767
-  _globals['_CREATEORDERBOOKRESPONSE']._serialized_end=877
-  _globals['_INSERTORDERREQUEST']._serialized_start=880
-  _globals['_INSERTORDERREQUEST']._serialized_end=1045
-  _globals['_INSERTORDERRESPONSE']._serialized_start=1048
-  _globals['_INSERTORDERRESPONSE']._serialized_end=1193
-  _globals['_CANCELORDERREQUEST']._serialized_start=1195
-  _globals['_CANCELORDERREQUEST']._serialized_end=1276
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1278
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1342
-  _globals['_BARRIERREQUEST']._serialized_start=1344
-  _globals['_BARRIERREQUEST']._serialized_end=1380
-  _globals['_BARRIERRESPONSE']._serialized_start=1382
-  _globals['_BARRIERRESPONSE']._serialized_end=1442
-  _globals['_TRADESREQUEST']._serialized_start=1444
-  _globals['_TRADESREQUEST']._serialized_end=1547
-  _globals['_TRADESRESPONSE']._serialized_start=1550
-  _globals['_TRADESRESPONSE']._serialized_end=1695
-  _globals['_LISTBOOKSREQUEST']._serialized_start=1697
-  _globals['_LISTBOOKSREQUEST']._serialized_end=1764
-  _globals['_LISTBOOKSRESPONSE']._serialized_start=1767
-  _globals['_LISTBOOKSRESPONSE']._serialized_end=1906
+  _globals['_ONORDERINSERTED']._serialized_end=490
+  _globals['_ONORDERCANCELLED']._serialized_start=492
+  _globals['_ONORDERCANCELLED']._serialized_end=608
+  _globals['_ONTRADE']._serialized_start=611
+  _globals['_ONTRADE']._serialized_end=806
+  _globals['_CREATEORDERBOOKREQUEST']._serialized_start=808
+  _globals['_CREATEORDERBOOKREQUEST']._serialized_end=921
+  _globals['_CREATEORDERBOOKRESPONSE']._serialized_start=923
+  _globals['_CREATEORDERBOOKRESPONSE']._serialized_end=1033
+  _globals['_INSERTORDERREQUEST']._serialized_start=1036
+  _globals['_INSERTORDERREQUEST']._serialized_end=1325
+  _globals['_INSERTORDERRESPONSE']._serialized_start=1328
+  _globals['_INSERTORDERRESPONSE']._serialized_end=1527
+  _globals['_CANCELORDERREQUEST']._serialized_start=1529
+  _globals['_CANCELORDERREQUEST']._serialized_end=1610
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1612
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1676
+  _globals['_BARRIERREQUEST']._serialized_start=1678
+  _globals['_BARRIERREQUEST']._serialized_end=1714
+  _globals['_BARRIERRESPONSE']._serialized_start=1716
+  _globals['_BARRIERRESPONSE']._serialized_end=1776
+  _globals['_TRADESREQUEST']._serialized_start=1778
+  _globals['_TRADESREQUEST']._serialized_end=1881
+  _globals['_TRADESRESPONSE']._serialized_start=1884
+  _globals['_TRADESRESPONSE']._serialized_end=2029
+  _globals['_LISTBOOKSREQUEST']._serialized_start=2031
+  _globals['_LISTBOOKSREQUEST']._serialized_end=2098
+  _globals['_LISTBOOKSRESPONSE']._serialized_start=2101
+  _globals['_LISTBOOKSRESPONSE']._serialized_end=2240
+  _globals['_AMENDORDERREQUEST']._serialized_start=2243
+  _globals['_AMENDORDERREQUEST']._serialized_end=2457
+  _globals['_AMENDORDERRESPONSE']._serialized_start=2460
+  _globals['_AMENDORDERRESPONSE']._serialized_end=2681
+  _globals['_ONORDERAMENDED']._serialized_start=2683
+  _globals['_ONORDERAMENDED']._serialized_end=2804
+  _globals['_CANCELORDERSREQUEST']._serialized_start=2807
+  _globals['_CANCELORDERSREQUEST']._serialized_end=2969
+  _globals['_CANCELORDERSRESPONSE']._serialized_start=2971
+  _globals['_CANCELORDERSRESPONSE']._serialized_end=3065
 # @@protoc_insertion_point(module_scope)

@@ -29,6 +29,11 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRADES_RESPONSE: _ClassVar[MessageType]
     LIST_BOOKS_REQUEST: _ClassVar[MessageType]
     LIST_BOOKS_RESPONSE: _ClassVar[MessageType]
+    AMEND_ORDER_REQUEST: _ClassVar[MessageType]
+    AMEND_ORDER_RESPONSE: _ClassVar[MessageType]
+    ON_ORDER_AMENDED: _ClassVar[MessageType]
+    CANCEL_ORDERS_REQUEST: _ClassVar[MessageType]
+    CANCEL_ORDERS_RESPONSE: _ClassVar[MessageType]
 LOGIN_REQUEST: MessageType
 LOGIN_RESPONSE: MessageType
 ON_ORDER_BOOK_CREATED: MessageType
@@ -47,6 +52,11 @@ TRADES_REQUEST: MessageType
 TRADES_RESPONSE: MessageType
 LIST_BOOKS_REQUEST: MessageType
 LIST_BOOKS_RESPONSE: MessageType
+AMEND_ORDER_REQUEST: MessageType
+AMEND_ORDER_RESPONSE: MessageType
+ON_ORDER_AMENDED: MessageType
+CANCEL_ORDERS_REQUEST: MessageType
+CANCEL_ORDERS_RESPONSE: MessageType
 
 class OnOrderBookCreated(_message.Message):
     __slots__ = ("order_book_id", "tick_size", "instrument", "timestamp")
@@ -61,7 +71,7 @@ class OnOrderBookCreated(_message.Message):
     def __init__(self, order_book_id: _Optional[int] = ..., tick_size: _Optional[float] = ..., instrument: _Optional[_Union[_common_pb2.Instrument, _Mapping]] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class OnOrderInserted(_message.Message):
-    __slots__ = ("order_id", "order_book_id", "timestamp", "side", "price", "quantity", "trade_ids", "username")
+    __slots__ = ("order_id", "order_book_id", "timestamp", "side", "price", "quantity", "trade_ids", "username", "time_in_force", "replaces_order_id", "cancels_remainder")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_BOOK_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +80,9 @@ class OnOrderInserted(_message.Message):
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     TRADE_IDS_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_FORCE_FIELD_NUMBER: _ClassVar[int]
+    REPLACES_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CANCELS_REMAINDER_FIELD_NUMBER: _ClassVar[int]
     order_id: int
     order_book_id: int
     timestamp: int
@@ -78,15 +91,20 @@ class OnOrderInserted(_message.Message):
     quantity: int
     trade_ids: _containers.RepeatedScalarFieldContainer[int]
     username: str
-    def __init__(self, order_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., username: _Optional[str] = ...) -> None: ...
+    time_in_force: _common_pb2.TimeInForce
+    replaces_order_id: int
+    cancels_remainder: bool
+    def __init__(self, order_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., username: _Optional[str] = ..., time_in_force: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., replaces_order_id: _Optional[int] = ..., cancels_remainder: _Optional[bool] = ...) -> None: ...
 
 class OnOrderCancelled(_message.Message):
-    __slots__ = ("order_id", "cancellation_timestamp")
+    __slots__ = ("order_id", "cancellation_timestamp", "reason")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     CANCELLATION_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     order_id: int
     cancellation_timestamp: int
-    def __init__(self, order_id: _Optional[int] = ..., cancellation_timestamp: _Optional[int] = ...) -> None: ...
+    reason: _common_pb2.CancelReason
+    def __init__(self, order_id: _Optional[int] = ..., cancellation_timestamp: _Optional[int] = ..., reason: _Optional[_Union[_common_pb2.CancelReason, str]] = ...) -> None: ...
 
 class OnTrade(_message.Message):
     __slots__ = ("trade_id", "order_book_id", "timestamp", "buy_order_id", "sell_order_id", "price", "quantity", "aggressor_side")
@@ -131,36 +149,44 @@ class CreateOrderBookResponse(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., order_book_id: _Optional[int] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class InsertOrderRequest(_message.Message):
-    __slots__ = ("request_id", "order_book_id", "side", "price", "quantity", "on_behalf_of_username")
+    __slots__ = ("request_id", "order_book_id", "side", "price", "quantity", "on_behalf_of_username", "time_in_force", "self_trade_prevention")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_BOOK_ID_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     ON_BEHALF_OF_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_FORCE_FIELD_NUMBER: _ClassVar[int]
+    SELF_TRADE_PREVENTION_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     order_book_id: int
     side: _common_pb2.Side
     price: float
     quantity: int
     on_behalf_of_username: str
-    def __init__(self, request_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., on_behalf_of_username: _Optional[str] = ...) -> None: ...
+    time_in_force: _common_pb2.TimeInForce
+    self_trade_prevention: _common_pb2.SelfTradePrevention
+    def __init__(self, request_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., side: _Optional[_Union[_common_pb2.Side, str]] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., on_behalf_of_username: _Optional[str] = ..., time_in_force: _Optional[_Union[_common_pb2.TimeInForce, str]] = ..., self_trade_prevention: _Optional[_Union[_common_pb2.SelfTradePrevention, str]] = ...) -> None: ...
 
 class InsertOrderResponse(_message.Message):
-    __slots__ = ("request_id", "error_message", "order_id", "timestamp", "trade_ids", "traded_quantity")
+    __slots__ = ("request_id", "error_message", "order_id", "timestamp", "trade_ids", "traded_quantity", "resting_quantity", "cancelled_quantity")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     TRADE_IDS_FIELD_NUMBER: _ClassVar[int]
     TRADED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RESTING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     error_message: str
     order_id: int
     timestamp: int
     trade_ids: _containers.RepeatedScalarFieldContainer[int]
     traded_quantity: int
-    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., order_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., traded_quantity: _Optional[int] = ...) -> None: ...
+    resting_quantity: int
+    cancelled_quantity: int
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., order_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., traded_quantity: _Optional[int] = ..., resting_quantity: _Optional[int] = ..., cancelled_quantity: _Optional[int] = ...) -> None: ...
 
 class CancelOrderRequest(_message.Message):
     __slots__ = ("request_id", "order_book_id", "order_id")
@@ -239,3 +265,81 @@ class ListBooksResponse(_message.Message):
     books: _containers.RepeatedCompositeFieldContainer[OnOrderBookCreated]
     more: bool
     def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., books: _Optional[_Iterable[_Union[OnOrderBookCreated, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class AmendOrderRequest(_message.Message):
+    __slots__ = ("request_id", "order_book_id", "order_id", "price", "quantity", "on_behalf_of_username", "self_trade_prevention")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    SELF_TRADE_PREVENTION_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    order_book_id: int
+    order_id: int
+    price: float
+    quantity: int
+    on_behalf_of_username: str
+    self_trade_prevention: _common_pb2.SelfTradePrevention
+    def __init__(self, request_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., order_id: _Optional[int] = ..., price: _Optional[float] = ..., quantity: _Optional[int] = ..., on_behalf_of_username: _Optional[str] = ..., self_trade_prevention: _Optional[_Union[_common_pb2.SelfTradePrevention, str]] = ...) -> None: ...
+
+class AmendOrderResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "order_id", "timestamp", "trade_ids", "traded_quantity", "priority_kept", "resting_quantity", "cancelled_quantity")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    TRADE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TRADED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_KEPT_FIELD_NUMBER: _ClassVar[int]
+    RESTING_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    order_id: int
+    timestamp: int
+    trade_ids: _containers.RepeatedScalarFieldContainer[int]
+    traded_quantity: int
+    priority_kept: bool
+    resting_quantity: int
+    cancelled_quantity: int
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., order_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., trade_ids: _Optional[_Iterable[int]] = ..., traded_quantity: _Optional[int] = ..., priority_kept: _Optional[bool] = ..., resting_quantity: _Optional[int] = ..., cancelled_quantity: _Optional[int] = ...) -> None: ...
+
+class OnOrderAmended(_message.Message):
+    __slots__ = ("order_id", "order_book_id", "timestamp", "quantity", "previous_quantity")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    order_id: int
+    order_book_id: int
+    timestamp: int
+    quantity: int
+    previous_quantity: int
+    def __init__(self, order_id: _Optional[int] = ..., order_book_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., quantity: _Optional[int] = ..., previous_quantity: _Optional[int] = ...) -> None: ...
+
+class CancelOrdersRequest(_message.Message):
+    __slots__ = ("request_id", "on_behalf_of_username", "order_book_id", "order_ids", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    on_behalf_of_username: str
+    order_book_id: int
+    order_ids: _containers.RepeatedScalarFieldContainer[int]
+    reason: _common_pb2.CancelReason
+    def __init__(self, request_id: _Optional[int] = ..., on_behalf_of_username: _Optional[str] = ..., order_book_id: _Optional[int] = ..., order_ids: _Optional[_Iterable[int]] = ..., reason: _Optional[_Union[_common_pb2.CancelReason, str]] = ...) -> None: ...
+
+class CancelOrdersResponse(_message.Message):
+    __slots__ = ("request_id", "error_message", "cancelled_order_ids")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error_message: str
+    cancelled_order_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[int] = ..., error_message: _Optional[str] = ..., cancelled_order_ids: _Optional[_Iterable[int]] = ...) -> None: ...

@@ -23,9 +23,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import common_pb2 as common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11risk_limits.proto\x12\x1boptiver.exchange.risklimits\">\n\x12RollingWindowLimit\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x19\n\x11window_in_seconds\x18\x02 \x01(\x05\"\x87\x01\n\x0eUserRiskLimits\x12 \n\x18max_outstanding_quantity\x18\x01 \x01(\x03\x12S\n\x1amessage_rate_rolling_limit\x18\x02 \x01(\x0b\x32/.optiver.exchange.risklimits.RollingWindowLimit\"\x84\x02\n\x14InstrumentRiskLimits\x12 \n\x18max_outstanding_quantity\x18\x01 \x01(\x03\x12\x1e\n\x16max_outstanding_amount\x18\x02 \x01(\x01\x12U\n\x1corder_quantity_rolling_limit\x18\x03 \x01(\x0b\x32/.optiver.exchange.risklimits.RollingWindowLimit\x12S\n\x1aorder_amount_rolling_limit\x18\x04 \x01(\x0b\x32/.optiver.exchange.risklimits.RollingWindowLimit\".\n\x18GetUserRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"\x8d\x01\n\x19GetUserRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x45\n\x10user_risk_limits\x18\x03 \x01(\x0b\x32+.optiver.exchange.risklimits.UserRiskLimits\"u\n\x18SetUserRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x45\n\x10user_risk_limits\x18\x02 \x01(\x0b\x32+.optiver.exchange.risklimits.UserRiskLimits\"F\n\x19SetUserRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"4\n\x1eGetInstrumentRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"\xbb\x02\n\x1fGetInstrumentRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12{\n\x19risk_limits_by_instrument\x18\x03 \x03(\x0b\x32X.optiver.exchange.risklimits.GetInstrumentRiskLimitsResponse.RiskLimitsByInstrumentEntry\x1ap\n\x1bRiskLimitsByInstrumentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12@\n\x05value\x18\x02 \x01(\x0b\x32\x31.optiver.exchange.risklimits.InstrumentRiskLimits:\x02\x38\x01\"\xa2\x01\n\x1eSetInstrumentRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12Q\n\x16instrument_risk_limits\x18\x03 \x01(\x0b\x32\x31.optiver.exchange.risklimits.InstrumentRiskLimits\"L\n\x1fSetInstrumentRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t*\xe0\x02\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12 \n\x1cGET_USER_RISK_LIMITS_REQUEST\x10\x14\x12!\n\x1dGET_USER_RISK_LIMITS_RESPONSE\x10\x15\x12 \n\x1cSET_USER_RISK_LIMITS_REQUEST\x10\x16\x12!\n\x1dSET_USER_RISK_LIMITS_RESPONSE\x10\x17\x12&\n\"GET_INSTRUMENT_RISK_LIMITS_REQUEST\x10\x18\x12\'\n#GET_INSTRUMENT_RISK_LIMITS_RESPONSE\x10\x19\x12&\n\"SET_INSTRUMENT_RISK_LIMITS_REQUEST\x10\x1a\x12\'\n#SET_INSTRUMENT_RISK_LIMITS_RESPONSE\x10\x1b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11risk_limits.proto\x12\x1boptiver.exchange.risklimits\x1a\x0c\x63ommon.proto\">\n\x12RollingWindowLimit\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x19\n\x11window_in_seconds\x18\x02 \x01(\x05\"\x87\x01\n\x0eUserRiskLimits\x12 \n\x18max_outstanding_quantity\x18\x01 \x01(\x03\x12S\n\x1amessage_rate_rolling_limit\x18\x02 \x01(\x0b\x32/.optiver.exchange.risklimits.RollingWindowLimit\"\x84\x02\n\x14InstrumentRiskLimits\x12 \n\x18max_outstanding_quantity\x18\x01 \x01(\x03\x12\x1e\n\x16max_outstanding_amount\x18\x02 \x01(\x01\x12U\n\x1corder_quantity_rolling_limit\x18\x03 \x01(\x0b\x32/.optiver.exchange.risklimits.RollingWindowLimit\x12S\n\x1aorder_amount_rolling_limit\x18\x04 \x01(\x0b\x32/.optiver.exchange.risklimits.RollingWindowLimit\".\n\x18GetUserRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"\x8d\x01\n\x19GetUserRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x45\n\x10user_risk_limits\x18\x03 \x01(\x0b\x32+.optiver.exchange.risklimits.UserRiskLimits\"u\n\x18SetUserRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x45\n\x10user_risk_limits\x18\x02 \x01(\x0b\x32+.optiver.exchange.risklimits.UserRiskLimits\"F\n\x19SetUserRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"4\n\x1eGetInstrumentRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"\xbb\x02\n\x1fGetInstrumentRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12{\n\x19risk_limits_by_instrument\x18\x03 \x03(\x0b\x32X.optiver.exchange.risklimits.GetInstrumentRiskLimitsResponse.RiskLimitsByInstrumentEntry\x1ap\n\x1bRiskLimitsByInstrumentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12@\n\x05value\x18\x02 \x01(\x0b\x32\x31.optiver.exchange.risklimits.InstrumentRiskLimits:\x02\x38\x01\"\xa2\x01\n\x1eSetInstrumentRiskLimitsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x19\n\x11instrument_symbol\x18\x02 \x01(\t\x12Q\n\x16instrument_risk_limits\x18\x03 \x01(\x0b\x32\x31.optiver.exchange.risklimits.InstrumentRiskLimits\"L\n\x1fSetInstrumentRiskLimitsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"y\n\x1dSetSelfTradePreventionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x44\n\x15self_trade_prevention\x18\x02 \x01(\x0e\x32%.optiver.exchange.SelfTradePrevention\"K\n\x1eSetSelfTradePreventionResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\"3\n\x1dGetSelfTradePreventionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\"\x91\x01\n\x1eGetSelfTradePreventionResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x03\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x44\n\x15self_trade_prevention\x18\x03 \x01(\x0e\x32%.optiver.exchange.SelfTradePrevention*\xfe\x03\n\x0bMessageType\x12\x11\n\rLOGIN_REQUEST\x10\x00\x12\x12\n\x0eLOGIN_RESPONSE\x10\x01\x12 \n\x1cGET_USER_RISK_LIMITS_REQUEST\x10\x14\x12!\n\x1dGET_USER_RISK_LIMITS_RESPONSE\x10\x15\x12 \n\x1cSET_USER_RISK_LIMITS_REQUEST\x10\x16\x12!\n\x1dSET_USER_RISK_LIMITS_RESPONSE\x10\x17\x12&\n\"GET_INSTRUMENT_RISK_LIMITS_REQUEST\x10\x18\x12\'\n#GET_INSTRUMENT_RISK_LIMITS_RESPONSE\x10\x19\x12&\n\"SET_INSTRUMENT_RISK_LIMITS_REQUEST\x10\x1a\x12\'\n#SET_INSTRUMENT_RISK_LIMITS_RESPONSE\x10\x1b\x12%\n!SET_SELF_TRADE_PREVENTION_REQUEST\x10\x46\x12&\n\"SET_SELF_TRADE_PREVENTION_RESPONSE\x10G\x12%\n!GET_SELF_TRADE_PREVENTION_REQUEST\x10H\x12&\n\"GET_SELF_TRADE_PREVENTION_RESPONSE\x10Ib\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,30 +35,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETINSTRUMENTRISKLIMITSRESPONSE_RISKLIMITSBYINSTRUMENTENTRY']._loaded_options = None
   _globals['_GETINSTRUMENTRISKLIMITSRESPONSE_RISKLIMITSBYINSTRUMENTENTRY']._serialized_options = b'8\001'
-  _globals['_MESSAGETYPE']._serialized_start=1514
-  _globals['_MESSAGETYPE']._serialized_end=1866
-  _globals['_ROLLINGWINDOWLIMIT']._serialized_start=50
-  _globals['_ROLLINGWINDOWLIMIT']._serialized_end=112
-  _globals['_USERRISKLIMITS']._serialized_start=115
-  _globals['_USERRISKLIMITS']._serialized_end=250
-  _globals['_INSTRUMENTRISKLIMITS']._serialized_start=253
-  _globals['_INSTRUMENTRISKLIMITS']._serialized_end=513
-  _globals['_GETUSERRISKLIMITSREQUEST']._serialized_start=515
-  _globals['_GETUSERRISKLIMITSREQUEST']._serialized_end=561
-  _globals['_GETUSERRISKLIMITSRESPONSE']._serialized_start=564
-  _globals['_GETUSERRISKLIMITSRESPONSE']._serialized_end=705
-  _globals['_SETUSERRISKLIMITSREQUEST']._serialized_start=707
-  _globals['_SETUSERRISKLIMITSREQUEST']._serialized_end=824
-  _globals['_SETUSERRISKLIMITSRESPONSE']._serialized_start=826
-  _globals['_SETUSERRISKLIMITSRESPONSE']._serialized_end=896
-  _globals['_GETINSTRUMENTRISKLIMITSREQUEST']._serialized_start=898
-  _globals['_GETINSTRUMENTRISKLIMITSREQUEST']._serialized_end=950
-  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE']._serialized_start=953
-  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE']._serialized_end=1268
-  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE_RISKLIMITSBYINSTRUMENTENTRY']._serialized_start=1156
-  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE_RISKLIMITSBYINSTRUMENTENTRY']._serialized_end=1268
-  _globals['_SETINSTRUMENTRISKLIMITSREQUEST']._serialized_start=1271
-  _globals['_SETINSTRUMENTRISKLIMITSREQUEST']._serialized_end=1433
-  _globals['_SETINSTRUMENTRISKLIMITSRESPONSE']._serialized_start=1435
-  _globals['_SETINSTRUMENTRISKLIMITSRESPONSE']._serialized_end=1511
+  _globals['_MESSAGETYPE']._serialized_start=1929
+  _globals['_MESSAGETYPE']._serialized_end=2439
+  _globals['_ROLLINGWINDOWLIMIT']._serialized_start=64
+  _globals['_ROLLINGWINDOWLIMIT']._serialized_end=126
+  _globals['_USERRISKLIMITS']._serialized_start=129
+  _globals['_USERRISKLIMITS']._serialized_end=264
+  _globals['_INSTRUMENTRISKLIMITS']._serialized_start=267
+  _globals['_INSTRUMENTRISKLIMITS']._serialized_end=527
+  _globals['_GETUSERRISKLIMITSREQUEST']._serialized_start=529
+  _globals['_GETUSERRISKLIMITSREQUEST']._serialized_end=575
+  _globals['_GETUSERRISKLIMITSRESPONSE']._serialized_start=578
+  _globals['_GETUSERRISKLIMITSRESPONSE']._serialized_end=719
+  _globals['_SETUSERRISKLIMITSREQUEST']._serialized_start=721
+  _globals['_SETUSERRISKLIMITSREQUEST']._serialized_end=838
+  _globals['_SETUSERRISKLIMITSRESPONSE']._serialized_start=840
+  _globals['_SETUSERRISKLIMITSRESPONSE']._serialized_end=910
+  _globals['_GETINSTRUMENTRISKLIMITSREQUEST']._serialized_start=912
+  _globals['_GETINSTRUMENTRISKLIMITSREQUEST']._serialized_end=964
+  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE']._serialized_start=967
+  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE']._serialized_end=1282
+  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE_RISKLIMITSBYINSTRUMENTENTRY']._serialized_start=1170
+  _globals['_GETINSTRUMENTRISKLIMITSRESPONSE_RISKLIMITSBYINSTRUMENTENTRY']._serialized_end=1282
+  _globals['_SETINSTRUMENTRISKLIMITSREQUEST']._serialized_start=1285
+  _globals['_SETINSTRUMENTRISKLIMITSREQUEST']._serialized_end=1447
+  _globals['_SETINSTRUMENTRISKLIMITSRESPONSE']._serialized_start=1449
+  _globals['_SETINSTRUMENTRISKLIMITSRESPONSE']._serialized_end=1525
+  _globals['_SETSELFTRADEPREVENTIONREQUEST']._serialized_start=1527
+  _globals['_SETSELFTRADEPREVENTIONREQUEST']._serialized_end=1648
+  _globals['_SETSELFTRADEPREVENTIONRESPONSE']._serialized_start=1650
+  _globals['_SETSELFTRADEPREVENTIONRESPONSE']._serialized_end=1725
+  _globals['_GETSELFTRADEPREVENTIONREQUEST']._serialized_start=1727
+  _globals['_GETSELFTRADEPREVENTIONREQUEST']._serialized_end=1778
+  _globals['_GETSELFTRADEPREVENTIONRESPONSE']._serialized_start=1781
+  _globals['_GETSELFTRADEPREVENTIONRESPONSE']._serialized_end=1926
 # @@protoc_insertion_point(module_scope)
