@@ -40,6 +40,9 @@ def _order_inserted(mirror: BookMirror, event: pb.OnOrderInserted) -> Change:
         event.username,
         event.timestamp,
         event.trade_ids,
+        event.replaces_order_id,
+        event.cancels_remainder,
+        event.time_in_force,
     )
 
 
@@ -75,7 +78,13 @@ def _trade(mirror: BookMirror, event: pb.OnTrade) -> Change:
 
 
 def _order_cancelled(mirror: BookMirror, event: pb.OnOrderCancelled) -> Change:
-    return mirror.apply_order_cancelled(event.order_id, event.cancellation_timestamp)
+    return mirror.apply_order_cancelled(event.order_id, event.cancellation_timestamp, event.reason)
+
+
+def _order_amended(mirror: BookMirror, event: pb.OnOrderAmended) -> Change:
+    return mirror.apply_order_amended(
+        event.order_id, event.order_book_id, event.quantity, event.previous_quantity, event.timestamp
+    )
 
 
 _APPLY: dict[type[Message], Callable[[BookMirror, Any], Change]] = {
@@ -83,6 +92,7 @@ _APPLY: dict[type[Message], Callable[[BookMirror, Any], Change]] = {
     pb.OnOrderInserted: _order_inserted,
     pb.OnTrade: _trade,
     pb.OnOrderCancelled: _order_cancelled,
+    pb.OnOrderAmended: _order_amended,
 }
 
 
@@ -91,16 +101,19 @@ EVENT_CLASSES: dict[int, type[Message]] = {
     pb.ON_ORDER_INSERTED: pb.OnOrderInserted,
     pb.ON_TRADE: pb.OnTrade,
     pb.ON_ORDER_CANCELLED: pb.OnOrderCancelled,
+    pb.ON_ORDER_AMENDED: pb.OnOrderAmended,
 }
-"""The order book's event message types and their classes."""
+"""The order book's event message types and their classes (OnOrderAmended: the Optivex extension a
+connection that logged in with extension_events receives)."""
 
 
 def load_event(mirror: BookMirror, event: Message) -> None:
     """Apply one event of the login replay (or any event) without building its change: the fast path.
 
-    An OnOrderInserted that names trades takes the full path (its trades must be awaited).
+    An OnOrderInserted that names trades, or whose remainder is cancelled at once, takes the full
+    path (its trades, its cancel, must be awaited).
     """
-    if type(event) is pb.OnOrderInserted and not event.trade_ids:
+    if type(event) is pb.OnOrderInserted and not event.trade_ids and not event.cancels_remainder:
         _order_loaded(mirror, event)
     else:
         apply_event(mirror, event)

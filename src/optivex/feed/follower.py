@@ -4,7 +4,9 @@
 request link) whose set-up logs in and applies the login replay. On every
 connection, first or after the order book restarted or the link dropped:
 
-1. connect, send LoginRequest and at once a BarrierRequest;
+1. connect, send LoginRequest (with ``extension_events``: the feed gets
+   OnOrderAmended, not the contract form of an amend) and at once a
+   BarrierRequest;
 2. apply every event that comes to a fresh, empty mirror (the replay: books,
    then resting orders);
 3. when the BarrierResponse arrives, the replay is applied (the order book
@@ -160,7 +162,9 @@ class Feed(Link):
         if isinstance(client, _FeedClient):
             client.on_barrier = self._barrier_answered
         login = client.request(
-            common_pb2.LoginRequest(username=self.username), self.deadline, expect=common_pb2.LoginResponse
+            common_pb2.LoginRequest(username=self.username, extension_events=True),
+            self.deadline,
+            expect=common_pb2.LoginResponse,
         )
         # No deadline on this barrier: the replay of a large day takes seconds. A
         # stalled order book keeps the link down (requests meanwhile: the unavailable rule).

@@ -19,6 +19,17 @@ What it keeps:
   and names its ``trade_ids``; the book is consistent again (``consistent``,
   ``pending_trades``) only once every one of those trades arrived. In between
   the book may look crossed: owners that publish books wait for consistency.
+  The Optivex extension of that rule: an order inserted with
+  ``cancels_remainder`` (IMMEDIATE_OR_CANCEL, or self-trade prevention
+  CANCEL_INCOMING) rests for a moment with whatever its trades leave; its
+  book is consistent again only once that order left the book (filled in
+  full, or its OnOrderCancelled arrived: ``pending_cancels``), so an owner
+  never publishes a book crossed by an IOC's transient rest;
+- the Optivex extension events: an amend that kept priority
+  (``apply_order_amended``, OnOrderAmended) lowers an order's open quantity
+  in place; an amend that lost priority arrives as a cancel (reason
+  CANCEL_REPLACED) and an insert naming ``replaces_order_id``. Cancels carry
+  their reason (common.proto's CancelReason values).
 
 Events that cannot follow from the order book's own sequence (an unknown
 book, a duplicate order id, a trade nobody announced) raise ``MirrorError``
@@ -45,6 +56,7 @@ __all__ = [
     "MirrorBook",
     "MirrorError",
     "MirrorOrder",
+    "OrderAmended",
     "OrderCancelled",
     "OrderInserted",
     "TradeApplied",
@@ -85,7 +97,15 @@ class BookCreated(NamedTuple):
 
 
 class OrderInserted(NamedTuple):
-    """An order added with its full quantity; ``trade_ids`` its trades, still to come as TradeApplied."""
+    """An order added with its full quantity; ``trade_ids`` its trades, still to come as TradeApplied.
+
+    The Optivex extension fields (defaults: the contract's limit order):
+    ``replaces_order_id`` the order this one replaces (an amend that lost
+    priority; that order's OrderCancelled, reason CANCEL_REPLACED, came just
+    before), ``cancels_remainder`` whether what its trades leave is cancelled
+    at once (an OrderCancelled follows them unless it trades in full),
+    ``time_in_force`` the insert's TimeInForce value.
+    """
 
     book_id: int
     version: int
@@ -98,6 +118,9 @@ class OrderInserted(NamedTuple):
     timestamp: int
     trade_ids: tuple[int, ...]
     level: LevelChange
+    replaces_order_id: int = 0
+    cancels_remainder: bool = False
+    time_in_force: int = 0
 
 
 class TradeApplied(NamedTuple):
@@ -119,7 +142,8 @@ class TradeApplied(NamedTuple):
 
 
 class OrderCancelled(NamedTuple):
-    """A resting order removed; ``quantity`` what it still had."""
+    """A resting order removed; ``quantity`` what it still had; ``reason`` a CancelReason value
+    (0, CANCEL_REQUESTED, for a contract cancel)."""
 
     book_id: int
     version: int
@@ -131,9 +155,27 @@ class OrderCancelled(NamedTuple):
     owner: str
     timestamp: int
     level: LevelChange
+    reason: int = 0
 
 
-Change = BookCreated | OrderInserted | TradeApplied | OrderCancelled
+class OrderAmended(NamedTuple):
+    """An amend that kept priority (OnOrderAmended): the order rests on with ``quantity`` open, lowered
+    from ``previous_quantity``, same id, price and place in its queue; ``timestamp`` the amend's."""
+
+    book_id: int
+    version: int
+    consistent: bool
+    order_id: int
+    side: int
+    price: int
+    quantity: int
+    previous_quantity: int
+    owner: str
+    timestamp: int
+    level: LevelChange
+
+
+Change = BookCreated | OrderInserted | TradeApplied | OrderCancelled | OrderAmended
 """Whatever an ``apply_*`` method returns."""
 
 
@@ -150,7 +192,8 @@ class MirrorOrder:
         self.side = side
         self.price = price
         self.quantity = quantity
-        """The quantity it was inserted with (the replay gives the remaining quantity instead)."""
+        """The quantity it was inserted with (the replay gives the remaining quantity instead), lowered
+        by an amend that kept priority as much as its open quantity was."""
         self.remaining = quantity
         self.owner = owner
         self.timestamp = timestamp
@@ -206,6 +249,7 @@ class MirrorBook:
         "_sides",
         "book_id",
         "instrument",
+        "pending_cancels",
         "pending_trades",
         "tick",
         "timestamp",
@@ -221,6 +265,8 @@ class MirrorBook:
         """Bumped by every change applied to this book (0 when created)."""
         self.pending_trades: set[int] = set()
         """Trade ids announced by inserts whose OnTrade has not arrived yet."""
+        self.pending_cancels: set[int] = set()
+        """Orders inserted with ``cancels_remainder`` that still rest (their cancel is to come)."""
         self._sides = (_Side(-1), _Side(1))  # indexed by BUY (0) and SELL (1)
         self._by_owner: dict[str, dict[int, MirrorOrder]] = {}
 
@@ -230,8 +276,9 @@ class MirrorBook:
 
     @property
     def consistent(self) -> bool:
-        """True unless some announced trade of an insert is still to arrive (section 3)."""
-        return not self.pending_trades
+        """True unless some announced trade of an insert, or the cancel of an order inserted with
+        ``cancels_remainder``, is still to arrive (section 3 and its extension)."""
+        return not self.pending_trades and not self.pending_cancels
 
     def levels(self, side: int) -> list[tuple[int, int]]:
         """(price, total quantity) of every level of one side, best first."""
@@ -315,8 +362,15 @@ class BookMirror:
         owner: str,
         timestamp: int,
         trade_ids: Iterable[int] = (),
+        replaces_order_id: int = 0,
+        cancels_remainder: bool = False,
+        time_in_force: int = 0,
     ) -> OrderInserted:
-        """OnOrderInserted: rest the order with ``quantity`` (its full quantity; its trades follow)."""
+        """OnOrderInserted: rest the order with ``quantity`` (its full quantity; its trades follow).
+
+        With ``cancels_remainder`` the book stays inconsistent until the order left it (its trades
+        filled it, or its OnOrderCancelled came). ``replaces_order_id`` must no longer rest.
+        """
         book = self._books.get(book_id)
         if book is None:
             raise MirrorError(f"order {order_id}: unknown book {book_id}")
@@ -324,13 +378,17 @@ class BookMirror:
         pending = book.pending_trades
         if ids and not pending.isdisjoint(ids):
             raise MirrorError(f"order {order_id}: trade ids announced twice")
+        if replaces_order_id and replaces_order_id in self._orders:
+            raise MirrorError(f"order {order_id} replaces order {replaces_order_id}, which still rests")
         total = self._rest(book, order_id, side, price, quantity, owner, timestamp)
         if ids:
             pending.update(ids)
+        if cancels_remainder:
+            book.pending_cancels.add(order_id)
         return OrderInserted(
             book_id,
             book.version,
-            not pending,
+            not pending and not book.pending_cancels,
             order_id,
             side,
             price,
@@ -339,6 +397,9 @@ class BookMirror:
             timestamp,
             ids,
             LevelChange(side, price, total),
+            replaces_order_id,
+            cancels_remainder,
+            time_in_force,
         )
 
     def load_order(
@@ -405,7 +466,7 @@ class BookMirror:
         return TradeApplied(
             book_id,
             book.version,
-            not book.pending_trades,
+            book.consistent,
             trade_id,
             price,
             quantity,
@@ -418,8 +479,11 @@ class BookMirror:
             levels,
         )
 
-    def apply_order_cancelled(self, order_id: int, timestamp: int) -> OrderCancelled:
-        """OnOrderCancelled: remove a resting order (the event names no book: the order does)."""
+    def apply_order_cancelled(self, order_id: int, timestamp: int, reason: int = 0) -> OrderCancelled:
+        """OnOrderCancelled: remove a resting order (the event names no book: the order does).
+
+        ``reason`` is the event's CancelReason value, passed on in the change.
+        """
         order = self._orders.get(order_id)
         if order is None:
             raise MirrorError(f"cancel of order {order_id}, which is not resting")
@@ -430,7 +494,7 @@ class BookMirror:
         return OrderCancelled(
             book.book_id,
             book.version,
-            not book.pending_trades,
+            book.consistent,
             order_id,
             order.side,
             order.price,
@@ -438,6 +502,44 @@ class BookMirror:
             order.owner,
             timestamp,
             level,
+            reason,
+        )
+
+    def apply_order_amended(
+        self, order_id: int, book_id: int, quantity: int, previous_quantity: int, timestamp: int
+    ) -> OrderAmended:
+        """OnOrderAmended: a resting order of ``book_id`` keeps its place with ``quantity`` open.
+
+        ``previous_quantity`` must be what the mirror has open, and ``quantity`` lower (> 0): an amend
+        that keeps priority only reduces. The order's ``quantity`` is lowered by as much, so
+        ``quantity - remaining`` stays what it traded.
+        """
+        order = self._orders.get(order_id)
+        if order is None or order.book_id != book_id:
+            raise MirrorError(f"amend of order {order_id}, which is not resting in book {book_id}")
+        if previous_quantity != order.remaining or not 0 < quantity < previous_quantity:
+            raise MirrorError(
+                f"amend of order {order_id} from {previous_quantity} to {quantity}: "
+                f"it has {order.remaining} open"
+            )
+        book = self._books[book_id]
+        reduction = previous_quantity - quantity
+        order.remaining = quantity
+        order.quantity -= reduction
+        total = book._sides[order.side].remove(order.price, reduction)
+        book.version += 1
+        return OrderAmended(
+            book_id,
+            book.version,
+            book.consistent,
+            order_id,
+            order.side,
+            order.price,
+            quantity,
+            previous_quantity,
+            order.owner,
+            timestamp,
+            LevelChange(order.side, order.price, total),
         )
 
     def _reduce(self, book: MirrorBook, order: MirrorOrder, quantity: int) -> LevelChange:
@@ -449,6 +551,8 @@ class BookMirror:
             del by_owner[order.order_id]
             if not by_owner:
                 del book._by_owner[order.owner]
+            if book.pending_cancels:
+                book.pending_cancels.discard(order.order_id)
         total = book._sides[order.side].remove(order.price, quantity)
         return LevelChange(order.side, order.price, total)
 
