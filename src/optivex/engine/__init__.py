@@ -4,6 +4,10 @@
 ``Books``, whose ``insert``/``cancel`` are the one hot path of every book;
 ``OrderBook`` is one fast price-time book; ``NaiveOrderBook`` a slow obvious
 one used as a test oracle. ``check_integrity`` raises ``BookIntegrityError``.
+The trader extensions (off the hot path): ``Books.place`` (time in force
+``GTC``/``IOC``/``FOK``, self-trade prevention ``STP_*``) returning a
+``Placement``, ``Books.amend`` returning an ``Amendment``, and
+``Books.cancel_orders`` (mass cancel).
 """
 
 from optivex.engine.book import Books, OrderBook
@@ -16,13 +20,23 @@ from optivex.engine.types import (
     FILL_PRICE,
     FILL_QUANTITY,
     FILL_TRADE_ID,
+    FOK,
+    GTC,
+    IOC,
+    SELF_TRADE_PREVENTIONS,
     SELL,
+    STP_ALLOW,
+    STP_CANCEL_INCOMING,
+    STP_CANCEL_RESTING,
+    TIMES_IN_FORCE,
+    Amendment,
     BookId,
     BookInfo,
     BookIntegrityError,
     Fill,
     Order,
     OrderId,
+    Placement,
     Price,
     Quantity,
     Rejected,
@@ -38,7 +52,16 @@ __all__ = [
     "FILL_PRICE",
     "FILL_QUANTITY",
     "FILL_TRADE_ID",
+    "FOK",
+    "GTC",
+    "IOC",
+    "SELF_TRADE_PREVENTIONS",
     "SELL",
+    "STP_ALLOW",
+    "STP_CANCEL_INCOMING",
+    "STP_CANCEL_RESTING",
+    "TIMES_IN_FORCE",
+    "Amendment",
     "BookId",
     "BookInfo",
     "BookIntegrityError",
@@ -49,6 +72,7 @@ __all__ = [
     "Order",
     "OrderBook",
     "OrderId",
+    "Placement",
     "Price",
     "Quantity",
     "Rejected",

@@ -67,20 +67,29 @@ is O(1).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from heapq import heapify, heappop, heappush
+from operator import attrgetter
 from sys import getsizeof
 from typing import Final
 
 from optivex.engine.types import (
     BUY,
+    FOK,
+    GTC,
+    SELF_TRADE_PREVENTIONS,
     SELL,
+    STP_ALLOW,
+    STP_CANCEL_INCOMING,
+    TIMES_IN_FORCE,
+    Amendment,
     BookId,
     BookIntegrityError,
     Fill,
     Level,
     Order,
     OrderId,
+    Placement,
     Price,
     Quantity,
     Rejected,
@@ -100,6 +109,8 @@ _TABLE_FLOOR: Final = 640
 """Entries the order table may be sized for whatever rests (64 KiB at ``_ENTRY_BYTES``)."""
 _TABLE_SLACK: Final = 8
 """The order table is rebuilt once it is this many times larger than what rests needs (plus the floor)."""
+_FOK_STP: Final = ("", " (orders of the same owner not counted)", " before the first order of the same owner")
+"""The end of a FOK rejection's message, by self-trade prevention (it says what was counted)."""
 
 
 def _total(level: Level) -> Quantity:
@@ -288,6 +299,125 @@ class OrderBook:
                 break
         order.remaining = rem
         return fills
+
+    # ------------------------------------------------------------------ extensions (off the hot path)
+
+    def _rest(self, order: Order) -> None:
+        """Rest a valid order that crosses nothing at the back of its level (opening it if need be)."""
+        if order.side == BUY:
+            key, heap, levels = -order.price, self._bid_heap, self._bid_levels
+        else:
+            key, heap, levels = order.price, self._ask_heap, self._ask_levels
+        order._next = None
+        self._orders[order.order_id] = order
+        level = levels.get(key)
+        if level is None:
+            order._prev = None
+            order._level = levels[key] = Level(order)
+            heappush(heap, key)
+            if len(heap) > self._limit:
+                self._compact()
+            return
+        order._level = level
+        tail = level.tail
+        order._prev = tail
+        if tail is not None:
+            tail._next = order
+        else:  # the level was empty
+            level.head = order
+        level.tail = order
+
+    def _match_stp(
+        self,
+        order: Order,
+        heap: list[int],
+        levels: dict[int, Level],
+        limit: int,
+        sign: int,
+        trade_id: int,
+        stp: int,
+    ) -> tuple[list[Fill], list[Order], bool]:
+        """``_match`` with self-trade prevention for an owner != "": fills, orders STP cancelled, stopped.
+
+        A resting order of the same owner is removed whole (``STP_CANCEL_RESTING``:
+        matching goes on) or ends the matching (``STP_CANCEL_INCOMING``: stopped
+        True, that order stays). Levels it exhausts are dropped from the top as
+        by ``_match``, so the levels never cross once the order rests.
+        """
+        fills: list[Fill] = []
+        cancelled: list[Order] = []
+        orders = self._orders
+        owner = order.owner
+        rem = order.remaining
+        stopped = False
+        key = heap[0]
+        while rem and key <= limit:
+            level = levels[key]
+            price = Price(key * sign)
+            maker = level.head
+            while maker is not None and rem:
+                if maker.owner == owner:
+                    if stp == STP_CANCEL_INCOMING:
+                        stopped = True
+                        break
+                    del orders[maker.order_id]
+                    cancelled.append(maker)
+                elif maker.remaining > rem:
+                    maker.remaining = Quantity(maker.remaining - rem)
+                    fills.append((TradeId(trade_id), maker.order_id, maker.owner, price, Quantity(rem)))
+                    trade_id += 1
+                    rem = Quantity(0)
+                    break
+                else:
+                    fills.append((TradeId(trade_id), maker.order_id, maker.owner, price, maker.remaining))
+                    trade_id += 1
+                    rem = Quantity(rem - maker.remaining)
+                    maker.remaining = Quantity(0)
+                    del orders[maker.order_id]
+                nxt = maker._next
+                maker._prev = maker._next = None
+                maker = nxt
+            if maker is not None:
+                maker._prev = None
+                level.head = maker
+                break
+            heappop(heap)
+            del levels[key]
+            key = heap[0]
+        order.remaining = rem
+        return fills, cancelled, stopped
+
+    def _available(
+        self, heap: list[int], levels: dict[int, Level], limit: int, owner: str, stp: int, wanted: int
+    ) -> int:
+        """The quantity an order could trade at once (at most ``wanted``, or all there is below it).
+
+        Walks the opposite side in priority order up to ``limit`` (a key), as
+        ``_match``/``_match_stp`` would, changing nothing: with ``STP_CANCEL_RESTING``
+        the orders of ``owner`` do not count, with ``STP_CANCEL_INCOMING`` the
+        first of them ends the walk. The levels are visited in key order by a
+        walk of the heap itself (a small frontier heap of (key, index)), so it
+        costs O(levels visited x log) and never sorts the side.
+        """
+        total = 0
+        size = len(heap)
+        frontier = [(heap[0], 0)] if heap[0] <= limit else []
+        while frontier:
+            key, i = heappop(frontier)
+            maker = levels[key].head
+            while maker is not None:
+                if stp != STP_ALLOW and maker.owner == owner:
+                    if stp == STP_CANCEL_INCOMING:
+                        return total
+                else:
+                    total += maker.remaining
+                    if total >= wanted:
+                        return total
+                maker = maker._next
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < size and heap[child] <= limit:
+                    heappush(frontier, (heap[child], child))
+        return total
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -560,6 +690,163 @@ class Books:
             f"order {order_id} is no longer resting in order book {book_id} "
             "(filled or cancelled, or an order of another book)"
         )
+
+    # ------------------------------------------------------------------ extensions (off the hot path)
+
+    def place(
+        self,
+        book_id: int,
+        side: int,
+        price: int | None,
+        quantity: int,
+        owner: str,
+        timestamp: int,
+        tif: int = GTC,
+        stp: int = STP_ALLOW,
+    ) -> Placement:
+        """``insert`` with a time in force and self-trade prevention; what it did.
+
+        Validated as ``insert`` (same errors), then ``tif`` (GTC, IOC, FOK) and
+        ``stp`` (STP_ALLOW, STP_CANCEL_RESTING, STP_CANCEL_INCOMING). IOC: the
+        rest after matching is cancelled. FOK: Rejected, changing nothing,
+        unless the whole quantity trades at once (self-trade prevention
+        counted). STP applies to the resting orders of the same owner, never
+        for the owner "": CANCEL_RESTING removes each such order met and
+        matching goes on; CANCEL_INCOMING stops matching at the first one and
+        cancels the rest of the new order, whatever ``tif``. GTC with
+        STP_ALLOW (or the owner "") is ``insert`` itself. See ``Placement``.
+        """
+        book = self._valid_book(book_id, side, price, quantity)
+        if tif not in TIMES_IN_FORCE:
+            raise Rejected(f"invalid time in force {tif!r}: it must be GTC, IOC or FOK")
+        if stp not in SELF_TRADE_PREVENTIONS:
+            raise Rejected(
+                f"invalid self-trade prevention {stp!r}: it must be ALLOW, CANCEL_RESTING or CANCEL_INCOMING"
+            )
+        if not owner:
+            stp = STP_ALLOW
+        if tif == GTC and stp == STP_ALLOW:
+            return Placement(*self.insert(book_id, side, price, quantity, owner, timestamp), [], Quantity(0))
+        assert price is not None  # validated
+        if side == BUY:
+            heap, levels, limit, sign = book._ask_heap, book._ask_levels, price, 1
+        else:
+            heap, levels, limit, sign = book._bid_heap, book._bid_levels, -price, -1
+        if tif == FOK:
+            available = book._available(heap, levels, limit, owner, stp, quantity)
+            if available < quantity:
+                raise Rejected(
+                    f"FOK order cannot be filled in full: {available} of {quantity} available at "
+                    f"{format_units(price)} or better{_FOK_STP[stp]}"
+                )
+        order_id = self._next_order_id
+        self._next_order_id = order_id + 1
+        order = Order.create(order_id, book_id, side, price, quantity, owner, timestamp)
+        trade_id = self._next_trade_id
+        fills: Sequence[Fill] = ()
+        self_cancelled: list[Order] = []
+        stopped = False
+        if heap[0] <= limit:
+            if stp == STP_ALLOW:
+                fills = book._match(order, heap, levels, limit, sign, trade_id)
+            else:
+                fills, self_cancelled, stopped = book._match_stp(
+                    order, heap, levels, limit, sign, trade_id, stp
+                )
+        self._next_trade_id = trade_id + len(fills)
+        cancelled = 0
+        if order.remaining and (stopped or tif != GTC):
+            cancelled = order.remaining
+            order.remaining = Quantity(0)
+        if order.remaining:
+            book._rest(order)
+        else:
+            order._prev = order._level = None
+        if getsizeof(self._index) > _TABLE_SLACK * (_TABLE_FLOOR + len(self._index) * _ENTRY_BYTES):
+            self._shrink_table()
+        return Placement(order, fills, self_cancelled, Quantity(cancelled))
+
+    def amend(
+        self,
+        book_id: int,
+        order_id: int,
+        price: int | None,
+        quantity: int,
+        timestamp: int,
+        owner: str | None = None,
+        stp: int = STP_ALLOW,
+    ) -> Amendment:
+        """Amend a resting order to ``price`` (None: unchanged) and ``quantity`` (the new open quantity).
+
+        Same price and a smaller quantity: reduced in place, keeping its id,
+        priority and timestamp (``quantity`` lowered by the same amount, so
+        ``quantity - remaining`` stays the traded quantity). Otherwise the
+        order is cancelled and a new one (new id, same owner and side, the
+        amend's timestamp) placed as by ``place(..., GTC, stp)``: it may trade.
+        Rejected, changing nothing: an unknown book, an order not resting in
+        that book (the wording of ``cancel``), ``owner`` given and not the
+        order's, an invalid price or quantity (the wording of ``insert``), an
+        invalid ``stp``, or an amend that changes nothing. See ``Amendment``.
+        """
+        order = self.get_order(order_id)
+        if order is None or order.book_id != book_id:
+            raise self._cancel_error(book_id, order_id, order)
+        if owner is not None and owner != order.owner:
+            raise Rejected(f"order {order_id} is not an order of {owner}")
+        new_price = order.price if price is None else price
+        error = order_error(order.side, new_price, quantity, self._books[book_id].tick)
+        if error is not None:
+            raise Rejected(error)
+        if stp not in SELF_TRADE_PREVENTIONS:
+            raise Rejected(
+                f"invalid self-trade prevention {stp!r}: it must be ALLOW, CANCEL_RESTING or CANCEL_INCOMING"
+            )
+        previous = order.remaining
+        if new_price == order.price:
+            if quantity == previous:
+                raise Rejected(f"amend of order {order_id} changes nothing")
+            if quantity < previous:
+                order.quantity = Quantity(order.quantity - (previous - quantity))
+                order.remaining = Quantity(quantity)
+                return Amendment(order, None, True, previous, (), [], Quantity(0))
+        self.cancel(book_id, order_id)
+        placed = self.place(book_id, order.side, new_price, quantity, order.owner, timestamp, GTC, stp)
+        return Amendment(
+            placed.order, order, False, previous, placed.fills, placed.self_cancelled, placed.cancelled
+        )
+
+    def cancel_orders(
+        self, owner: str, book_id: int = 0, order_ids: Iterable[int] | None = None
+    ) -> list[Order]:
+        """Cancel the resting orders of ``owner`` (in ``book_id``; 0: every book); them, ascending id.
+
+        With ``order_ids`` only those, skipping ids that do not rest (in that
+        book) or are another owner's: O(ids). Without: O(resting orders of
+        every book), a scan of the resting-order table (no index by owner is
+        kept: it would cost the hot path). Each returned order's
+        ``remaining`` is the quantity cancelled. Rejected: an unknown book
+        (``book_id`` != 0), changing nothing.
+        """
+        if book_id != 0:
+            try:
+                known = book_id in self._books
+            except TypeError:
+                known = False
+            if not known:
+                raise Rejected(f"unknown order book {book_id}")
+        if order_ids is None:
+            candidates: Iterable[Order | None] = self._index.values()
+        else:
+            candidates = [self.get_order(order_id) for order_id in set(order_ids)]
+        targets = [
+            order
+            for order in candidates
+            if order is not None and order.owner == owner and (not book_id or order.book_id == book_id)
+        ]
+        targets.sort(key=attrgetter("order_id"))
+        for order in targets:
+            self.cancel(order.book_id, order.order_id)
+        return targets
 
     # ------------------------------------------------------------------ queries
 

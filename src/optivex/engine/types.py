@@ -11,6 +11,7 @@ where outside values become these types.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Final, NamedTuple, NewType, TypeAlias
 
@@ -31,6 +32,25 @@ BUY: Final = 0
 """The buy side, as a plain int (the hot path compares ints)."""
 SELL: Final = 1
 """The sell side, as a plain int."""
+
+
+GTC: Final = 0
+"""Time in force good-till-cancelled: the rest of the order rests (the contract's only kind)."""
+IOC: Final = 1
+"""Time in force immediate-or-cancel: what does not trade at once is cancelled."""
+FOK: Final = 2
+"""Time in force fill-or-kill: the whole quantity trades at once, or the order is rejected."""
+TIMES_IN_FORCE: Final = (GTC, IOC, FOK)
+"""The valid time-in-force values (equal to the protobuf enum ``TimeInForce``)."""
+
+STP_ALLOW: Final = 0
+"""Self-trade prevention off: an order may trade with its owner's resting orders (the contract's rule)."""
+STP_CANCEL_RESTING: Final = 1
+"""Self-trade prevention: a resting order of the same owner met in matching is cancelled; matching goes on."""
+STP_CANCEL_INCOMING: Final = 2
+"""Self-trade prevention: matching stops at the first resting order of the same owner; the rest cancelled."""
+SELF_TRADE_PREVENTIONS: Final = (STP_ALLOW, STP_CANCEL_RESTING, STP_CANCEL_INCOMING)
+"""The valid self-trade prevention values (equal to the protobuf enum ``SelfTradePrevention``)."""
 
 
 class Side(IntEnum):
@@ -150,6 +170,48 @@ FILL_MAKER_ORDER_ID: Final = 1
 FILL_MAKER_OWNER: Final = 2
 FILL_PRICE: Final = 3
 FILL_QUANTITY: Final = 4
+
+
+class Placement(NamedTuple):
+    """What ``Books.place`` did with an order.
+
+    ``order`` is the new order; its ``remaining`` is what rests (0 if nothing
+    rests: filled in full, or its rest cancelled at once). ``fills`` as
+    ``insert``'s. ``self_cancelled``: the resting orders of the same owner
+    that ``STP_CANCEL_RESTING`` removed, in matching order, each with
+    ``remaining`` = the quantity the cancel removed. ``cancelled``: the
+    quantity of the new order cancelled at once (the rest of an IOC, or
+    what ``STP_CANCEL_INCOMING`` stopped), so that
+    ``order.quantity == traded + order.remaining + cancelled`` (the traded
+    quantity is ``order.quantity - order.remaining - cancelled``).
+    """
+
+    order: Order
+    fills: Sequence[Fill]
+    self_cancelled: list[Order]
+    cancelled: Quantity
+
+
+class Amendment(NamedTuple):
+    """What ``Books.amend`` did.
+
+    Reduced in place (same price, smaller quantity): ``order`` is the amended
+    order itself (same id, priority and timestamp), ``replaced`` None,
+    ``priority_kept`` True, no fills or cancels. Replaced (a larger quantity
+    or a new price): ``replaced`` is the old order (removed from its book,
+    ``remaining`` = what it had), ``order`` the new one (new id, at the back
+    of its level), placed as by ``place(..., GTC, stp)`` with its
+    ``fills``, ``self_cancelled`` and ``cancelled`` as in a ``Placement``.
+    ``previous_remaining`` is the old order's open quantity before the amend.
+    """
+
+    order: Order
+    replaced: Order | None
+    priority_kept: bool
+    previous_remaining: Quantity
+    fills: Sequence[Fill]
+    self_cancelled: list[Order]
+    cancelled: Quantity
 
 
 class BookInfo(NamedTuple):
