@@ -254,3 +254,27 @@ def test_a_new_day_announces_its_books_updates_kept_symbols_and_delists_the_rest
         DepthUpdate("A", 51, Depth((), ((105, 3),))),
     ]
     assert market.view("B") is None
+
+
+def test_an_amend_lowers_the_level_and_an_ioc_rest_is_never_published() -> None:
+    mirror = _mirror_with("A")
+    market = Market()
+    market.reset(mirror)
+    market.apply(mirror.apply_order_inserted(1, 1, BUY, 100, 5, "x", 11))
+    market.apply(mirror.apply_order_inserted(2, 1, SELL, 102, 2, "y", 12))
+    market.settle()
+    assert market.apply(mirror.apply_order_amended(1, 1, 3, 5, 13)) == []
+    assert market.settle() == [
+        TopUpdate("A", 13, Top((100, 3), (102, 2))),
+        DepthUpdate("A", 13, Depth(((100, 3),), ((102, 2),))),
+    ]
+    # An IOC buy of 4 at 103 takes the ask; its rest of 2 crosses nothing, but rests only until its
+    # cancel: the book waits for it, then shows what it was before plus nothing.
+    market.apply(mirror.apply_order_inserted(3, 1, BUY, 103, 4, "z", 14, (1,), 0, True, 1))
+    assert market.apply(mirror.apply_trade(1, 1, 3, 2, 102, 2, BUY, 14)) == [Trade("A", 1, 14, 102, 2, BUY)]
+    assert market.settle() == [] and market.unsettled  # the IOC's rest of 2 at 103 is not shown
+    market.apply(mirror.apply_order_cancelled(3, 14, 1))
+    assert market.settle() == [
+        TopUpdate("A", 14, Top((100, 3), None)),
+        DepthUpdate("A", 14, Depth(((100, 3),), ())),
+    ]

@@ -17,6 +17,12 @@ order it must go out:
   only when what it shows changed;
 - ``Delisted``: a symbol that no longer exists after a reset (a new day).
 
+Every change that is not a trade or a new book only marks its book changed
+(its timestamp the change's): inserts, cancels (whatever their reason) and
+the extension's ``OrderAmended`` (an amend that kept priority lowers its
+level's total in the mirror) alike; the mirror's consistency covers the
+extension's IOC orders, whose transient rest a book never shows.
+
 Book updates are coalesced (section 5 allows conflation under load): the
 owner settles once per batch of feed events (info: once per event-loop
 turn, and at each barrier), so a burst of changes to one book costs one
