@@ -18,6 +18,14 @@ pending), so ``placed`` then drops the reservation instead of waiting. After ``r
 requests that were in flight must be released, not placed: the fresh mirror counts
 whatever the order book accepted.
 
+An amend (``check_amend``) that keeps priority reserves nothing: the feed's OrderAmended
+lowers outstanding (the gateway passes it to ``order_reduced`` with the difference). One
+that loses priority reserves its new order like an insert (placed under the new order id
+the response gives); the old order counts until the feed shows it cancelled, so while the
+amend is in flight outstanding overestimates, never under. The response's order id tells
+the outcome: should the order book decide otherwise than the mirror predicted (a fill the
+gateway had not seen yet), ``placed``/``settled`` correct the rolling windows.
+
 Rolling windows (the message rate per user; accepted quantities and amounts per
 (user, symbol)) are logs of (time, value) in time order with a running total of the
 entries whose age is below the window. Entries are kept for ``max(window, history)``
@@ -136,6 +144,18 @@ class _Log:
                 self.total -= self.values[position]
             self.values[position] = 0
 
+    def restore(self, seq: int, value: int) -> None:
+        """Give an entry appended as 0 its value, as if appended with it (nothing once dropped)."""
+        position = seq - self.base
+        if position >= 0:
+            try:
+                self.values[position] = value
+            except OverflowError:
+                self.values = [*self.values]
+                self.values[position] = value
+            if position >= self.head:
+                self.total += value
+
 
 class _Out:
     """Outstanding quantity and amount (resting orders plus reservations)."""
@@ -226,12 +246,50 @@ class Reservation:
         self.order_id = 0
 
 
+class _AmendReservation(Reservation):
+    """An accepted amend of order ``replaces``.
+
+    ``keeps``: checked as keeping priority, so it reserved nothing and its rolling entries
+    are 0 (``late_quantity``/``late_amount`` are what they become should the order book
+    replace the order after all). Otherwise it reserved the new order as an insert does,
+    and its rolling entries hold the new quantity and amount.
+    """
+
+    __slots__ = ("keeps", "late_amount", "late_quantity", "replaces")
+
+    def __init__(
+        self,
+        user: _User,
+        book_key: tuple[str, int],
+        book: _Out,
+        instrument: _Instrument,
+        quantity: int,
+        amount: int,
+        seq: int,
+        replaces: int,
+        keeps: bool,
+    ) -> None:
+        super().__init__(
+            user, book_key, book, instrument, 0 if keeps else quantity, 0 if keeps else amount, seq
+        )
+        self.replaces = replaces
+        self.keeps = keeps
+        self.late_quantity = quantity
+        self.late_amount = amount
+
+
 def _shift(user: _Out, book: _Out, quantity: int, amount: int) -> None:
     """Add to a user's and one of its books' outstanding figures (negative: take away)."""
     user.quantity += quantity
     user.amount += amount
     book.quantity += quantity
     book.amount += amount
+
+
+def _figure(resting: int, old: int, amounts: bool = False) -> str:
+    """The outstanding figure of a rejection: "N resting", or "N resting - M amended" for an amend."""
+    show = format_amount if amounts else str
+    return f"{show(resting)} resting" if not old else f"{show(resting)} resting - {show(old)} amended"
 
 
 def _applied(rolling: Rolling | None) -> tuple[int, float]:
@@ -330,42 +388,138 @@ class RiskEngine:
         book = self._books.get(book_key) or self._book(user, book_id)
         instrument = self._instruments.get((user, symbol)) or self._instrument(user, symbol)
         amount = price * quantity
-        limit = state.max_quantity
-        if limit and state.out.quantity + quantity > limit:
-            return _breach("max_outstanding_quantity", f"{state.out.quantity} resting", quantity, limit, None)
-        where = symbol
-        limit = instrument.max_quantity
-        if limit and book.quantity + quantity > limit:
-            return _breach("max_outstanding_quantity", f"{book.quantity} resting", quantity, limit, where)
-        limit = instrument.max_amount
-        if limit and book.amount + amount > limit:
-            return _breach(
-                "max_outstanding_amount", f"{format_amount(book.amount)} resting", amount, limit, where, True
-            )
-        history = self._history
-        quantities = instrument.quantities
-        accepted = quantities.advance(now, instrument.quantity_window, history)
-        limit = instrument.quantity_limit
-        if limit and accepted + quantity > limit:
-            figure = f"{accepted} accepted in the last {instrument.quantity_window:g} s"
-            return _breach("order_quantity_rolling_limit", figure, quantity, limit, where)
-        amounts = instrument.amounts
-        accepted = amounts.advance(now, instrument.amount_window, history)
-        limit = instrument.amount_limit
-        if limit and accepted + amount > limit:
-            figure = f"{format_amount(accepted)} accepted in the last {instrument.amount_window:g} s"
-            return _breach("order_amount_rolling_limit", figure, amount, limit, where, True)
-        seq = quantities.append(now, quantity)
-        amounts.append(now, amount)
+        rejection = self._limits_breached(state, book, instrument, symbol, quantity, amount, 0, 0, now)
+        if rejection is not None:
+            return rejection
+        seq = instrument.quantities.append(now, quantity)
+        instrument.amounts.append(now, amount)
         _shift(state.out, book, quantity, amount)
         reservation = Reservation(state, book_key, book, instrument, quantity, amount, seq)
         state.pending += 1
         self._pending.add(reservation)
         return reservation
 
+    def check_amend(
+        self,
+        user: str,
+        book_id: int,
+        symbol: str,
+        order_id: int,
+        old_price: int,
+        old_remaining: int,
+        new_price: int,
+        new_quantity: int,
+        keeps_priority: bool,
+        now: float,
+    ) -> Reservation | Rejection:
+        """Check an amend of the user's resting order ``order_id`` and, if no limit is breached, reserve it.
+
+        ``old_price``/``old_remaining``: the order as the mirror shows it; ``new_price`` (the old
+        one when unchanged) and ``new_quantity`` the amended order. ``keeps_priority`` must be
+        the mirror's prediction, ``new_price == old_price and new_quantity < old_remaining``
+        (ValueError otherwise).
+
+        Keeping priority only lowers outstanding and adds nothing to the rolling windows: it
+        is always accepted, reserves nothing, and the feed's OrderAmended lowers the figures
+        (``order_reduced(owner, book_id, price, previous_quantity - quantity)``). Otherwise
+        the checks are check_insert's, in its order and with its fields, the outstanding ones
+        seeing the old order replaced by the new (resting - old + new, quantity and amount),
+        the rolling ones the whole new quantity and amount; the reservation is the new order's,
+        as an insert's (the old order counts until the feed shows it cancelled).
+
+        Hand the reservation to ``placed(reservation, response.order_id)``, ``settled(reservation,
+        response.order_id)`` or ``release(reservation)`` as for an insert: the response's order id
+        tells whether the order book kept priority. Should it replace an order checked as keeping
+        priority (a fill the mirror had not shown yet), the new quantity and amount count in the
+        rolling windows from the time of the check; should it keep the priority of one checked as
+        replaced, the reservation and its rolling entries are dropped.
+        """
+        keeps = new_price == old_price and 0 < new_quantity < old_remaining
+        if keeps_priority != keeps:
+            raise ValueError(
+                f"keeps_priority={keeps_priority} for an amend of price {old_price} -> {new_price}, "
+                f"quantity {old_remaining} -> {new_quantity}"
+            )
+        state = self._users.get(user) or self._user(user)
+        book_key = (user, book_id)
+        book = self._books.get(book_key) or self._book(user, book_id)
+        instrument = self._instruments.get((user, symbol)) or self._instrument(user, symbol)
+        amount = new_price * new_quantity
+        if not keeps:
+            rejection = self._limits_breached(
+                state,
+                book,
+                instrument,
+                symbol,
+                new_quantity,
+                amount,
+                old_remaining,
+                old_price * old_remaining,
+                now,
+            )
+            if rejection is not None:
+                return rejection
+        # A priority-keeping amend's entries are 0 until (unless) the order book replaces the order.
+        counted_quantity, counted_amount = (0, 0) if keeps else (new_quantity, amount)
+        seq = instrument.quantities.append(now, counted_quantity)
+        instrument.amounts.append(now, counted_amount)
+        reservation = _AmendReservation(
+            state, book_key, book, instrument, new_quantity, amount, seq, order_id, keeps
+        )
+        _shift(state.out, book, reservation.quantity, reservation.amount)
+        state.pending += 1
+        self._pending.add(reservation)
+        return reservation
+
+    def _limits_breached(
+        self,
+        state: _User,
+        book: _Out,
+        instrument: _Instrument,
+        symbol: str,
+        quantity: int,
+        amount: int,
+        old_quantity: int,
+        old_amount: int,
+        now: float,
+    ) -> Rejection | None:
+        """The first limit a new order of ``quantity``/``amount`` breaches, in section 7's order.
+
+        ``old_quantity``/``old_amount``: what an amended order had (it leaves outstanding), 0 for an insert.
+        """
+        limit = state.max_quantity
+        resting = state.out.quantity
+        if limit and resting - old_quantity + quantity > limit:
+            return _breach("max_outstanding_quantity", _figure(resting, old_quantity), quantity, limit, None)
+        where = symbol
+        limit = instrument.max_quantity
+        resting = book.quantity
+        if limit and resting - old_quantity + quantity > limit:
+            return _breach("max_outstanding_quantity", _figure(resting, old_quantity), quantity, limit, where)
+        limit = instrument.max_amount
+        resting = book.amount
+        if limit and resting - old_amount + amount > limit:
+            figure = _figure(resting, old_amount, True)
+            return _breach("max_outstanding_amount", figure, amount, limit, where, True)
+        history = self._history
+        accepted = instrument.quantities.advance(now, instrument.quantity_window, history)
+        limit = instrument.quantity_limit
+        if limit and accepted + quantity > limit:
+            figure = f"{accepted} accepted in the last {instrument.quantity_window:g} s"
+            return _breach("order_quantity_rolling_limit", figure, quantity, limit, where)
+        accepted = instrument.amounts.advance(now, instrument.amount_window, history)
+        limit = instrument.amount_limit
+        if limit and accepted + amount > limit:
+            figure = f"{format_amount(accepted)} accepted in the last {instrument.amount_window:g} s"
+            return _breach("order_amount_rolling_limit", figure, amount, limit, where, True)
+        return None
+
     def placed(self, reservation: Reservation, order_id: int) -> None:
-        """The order book accepted the insert as ``order_id``; OnOrderInserted replaces the reservation."""
+        """The order book accepted the insert (or amend) as ``order_id``; OnOrderInserted replaces the
+        reservation. Does nothing for a reservation already released, settled or placed."""
         if reservation.state != _PENDING:
+            return
+        if type(reservation) is _AmendReservation and self._amend_resolved(reservation, order_id):
             return
         self._pending.discard(reservation)
         state = reservation.user
@@ -392,11 +546,14 @@ class RiskEngine:
             instrument.quantities.cancel(reservation.seq)
             instrument.amounts.cancel(reservation.seq)
 
-    def settled(self, reservation: Reservation) -> None:
-        """The order book accepted the insert, and the feed already counts the order (it was reset
-        since the request left): drop the reservation's outstanding figures, keep its rolling entries
-        (the order was accepted). Does nothing for a reservation already released or replaced.
+    def settled(self, reservation: Reservation, order_id: int = 0) -> None:
+        """The order book accepted the insert (or amend), and the feed already counts the order (it was
+        reset since the request left): drop the reservation's outstanding figures, keep its rolling
+        entries (the order was accepted). ``order_id`` the response's: for an amend it tells whether
+        priority was kept (0: as checked). Does nothing for a reservation already released or replaced.
         """
+        if type(reservation) is _AmendReservation and order_id and reservation.state == _PENDING:
+            self._amend_resolved(reservation, order_id)
         self._drop(reservation, _SETTLED)
 
     # -- the feed -------------------------------------------------------------------------
@@ -498,6 +655,29 @@ class RiskEngine:
             return False
         reservation.state = state
         self._unreserve(reservation)
+        return True
+
+    def _amend_resolved(self, reservation: _AmendReservation, order_id: int) -> bool:
+        """Correct a pending amend's reservation for the order book's outcome (``order_id`` the same as
+        the amended order's: priority kept). True when that settled it (nothing left to wait for on the
+        feed); False when it goes on as an insert's (a new order the feed will add)."""
+        kept = order_id == reservation.replaces
+        if reservation.keeps:
+            if not kept:
+                # Replaced after all: the new order counts in the windows as of the check, and the feed
+                # counts the order itself (no reservation to wait for).
+                instrument = reservation.instrument
+                instrument.quantities.restore(reservation.seq, reservation.late_quantity)
+                instrument.amounts.restore(reservation.seq, reservation.late_amount)
+                reservation.user.early.discard(order_id)
+        elif kept:
+            # Kept priority after all: no new order, nothing in the windows.
+            instrument = reservation.instrument
+            instrument.quantities.cancel(reservation.seq)
+            instrument.amounts.cancel(reservation.seq)
+        else:
+            return False
+        self._drop(reservation, _SETTLED)
         return True
 
     def _unreserve(self, reservation: Reservation) -> None:
