@@ -9,6 +9,17 @@ Each trade is also kept in its book's tape (orderbook/tape.py), which the
 TradesRequest extension pages through.
 The ListBooksRequest extension pages through the day's books (admin lists
 instruments from it).
+
+The trader extensions of issue 10 (proto/order_book.proto): an insert with a
+time in force or self-trade prevention (``Exchange.place``; a plain insert
+keeps the ``Exchange.insert`` fast path, one test away), AmendOrderRequest
+(``Exchange.amend``) and CancelOrdersRequest (``Exchange.cancel_orders``).
+Their events use contract messages only, in an order a contract-only client
+can rebuild the book from, except OnOrderAmended (an amend that kept
+priority), sent only to connections that logged in with
+``extension_events``; every other connection gets its contract form (a
+cancel, reason CANCEL_AMENDED, then the order inserted again with its new
+quantity).
 """
 
 from __future__ import annotations
@@ -21,7 +32,8 @@ from time import time_ns
 from optivex.app.component import Component, Reply, handles, run_component
 from optivex.app.config import ComponentConfig
 from optivex.app.users import User
-from optivex.engine import BUY, BookInfo, Exchange, Rejected
+from optivex.engine import BUY, IOC, STP_CANCEL_INCOMING, BookInfo, Exchange, Fill, Order, Rejected
+from optivex.engine.book import order_error
 from optivex.instruments import MAX_USERNAME, instrument_error, tick_size_error
 from optivex.net import Connection
 from optivex.orderbook.replay import SNAPSHOT_ORDER_BUDGET, ReplaySnapshots
@@ -33,6 +45,8 @@ from optivex.units import price_to_units, tick_to_units, units_to_price
 from optivex.wire import MAX_FRAME_LENGTH, encode_frame
 
 USERNAME_TOO_LONG = f"on_behalf_of_username longer than {MAX_USERNAME} characters"
+MASS_CANCEL_REASONS = (common_pb2.CANCEL_MASS, common_pb2.CANCEL_DISCONNECT)
+"""The reasons a CancelOrdersRequest may give."""
 
 MAX_BOOKS_PER_RESPONSE = 1_000
 """Books in one ListBooksResponse: a full page (short instruments) keeps matching waiting about 1.5 ms."""
@@ -75,6 +89,8 @@ class OrderBookComponent(Component):
         """The snapshots of the login replays in progress (fills and cancels are reported to it)."""
         self.tapes: dict[int, Tape] = {}
         """book id -> its kept trades of the day (the TradesRequest extension, orderbook/tape.py)."""
+        self._extension_events: set[Connection] = set()
+        """Logged-in connections whose LoginRequest had extension_events (they get OnOrderAmended)."""
 
     @handles(pb.CreateOrderBookRequest)
     def create_order_book(self, reply: Reply, request: pb.CreateOrderBookRequest) -> None:
@@ -115,6 +131,9 @@ class OrderBookComponent(Component):
         if len(request.on_behalf_of_username) > MAX_USERNAME:
             reply.error(USERNAME_TOO_LONG)
             return
+        if request.time_in_force or request.self_trade_prevention:
+            self._place(reply, request, timestamp)
+            return
         try:
             order, fills = self.exchange.insert(
                 request.order_book_id,
@@ -146,6 +165,7 @@ class OrderBookComponent(Component):
             order_id=order_id,
             timestamp=timestamp,
             traded_quantity=order.quantity - order.remaining,
+            resting_quantity=order.remaining,
         )
         if trade_ids:
             response.trade_ids.extend(trade_ids)
@@ -169,6 +189,275 @@ class OrderBookComponent(Component):
         for trade in trades:
             events.append(encode_frame(pb.ON_TRADE, on_trade(pb.OnTrade, book_id, trade).SerializeToString()))
         self.broadcast_frames(events)
+
+    def _place(self, reply: Reply, request: pb.InsertOrderRequest, timestamp: int) -> None:
+        """An insert with a time in force or self-trade prevention (``Exchange.place``).
+
+        Events: an OnOrderCancelled (CANCEL_SELF_TRADE) per resting order that
+        self-trade prevention removed, OnOrderInserted (``cancels_remainder``
+        when the rest does not rest), its OnTrades, then its own
+        OnOrderCancelled if some of it was cancelled at once.
+        """
+        tif = request.time_in_force
+        stp = request.self_trade_prevention
+        try:
+            order, fills, self_cancelled, cancelled = self.exchange.place(
+                request.order_book_id,
+                request.side,
+                price_to_units(request.price),
+                request.quantity,
+                request.on_behalf_of_username,
+                timestamp,
+                tif,
+                stp,
+            )
+        except Rejected as exc:
+            reply.error(str(exc))
+            return
+        trades = self._record(order, fills, timestamp)
+        if self_cancelled:
+            self.replays.note_cancel()
+        response = pb.InsertOrderResponse(
+            request_id=request.request_id,
+            order_id=order.order_id,
+            timestamp=timestamp,
+            traded_quantity=order.quantity - order.remaining - cancelled,
+            resting_quantity=order.remaining,
+            cancelled_quantity=cancelled,
+        )
+        if fills:
+            response.trade_ids.extend(fill[0] for fill in fills)
+        reply.send(response)
+        if self.subscribers:
+            events: list[bytes] = []
+            self._placed_events(events, order, fills, trades, self_cancelled, cancelled, tif, stp, timestamp)
+            self.broadcast_frames(events)
+
+    @handles(pb.AmendOrderRequest)
+    def amend_order(self, reply: Reply, request: pb.AmendOrderRequest) -> None:
+        """Amend a resting order (proto/order_book.proto): reduced in place, or replaced by a new order.
+
+        Kept priority: OnOrderAmended to extension_events connections, its
+        contract form to the others. Replaced: OnOrderCancelled of the old
+        order (CANCEL_REPLACED), then the new order's events as an insert's.
+        """
+        timestamp = time_ns()
+        username = request.on_behalf_of_username
+        if len(username) > MAX_USERNAME:
+            reply.error(USERNAME_TOO_LONG)
+            return
+        price: int | None = None
+        if request.price != 0:  # 0: unchanged
+            price = price_to_units(request.price)
+            if price is None:
+                try:
+                    self.exchange.book(request.order_book_id)  # an unknown book is said first
+                    reply.error(order_error(BUY, None, 1, 1) or "invalid price")
+                except Rejected as exc:
+                    reply.error(str(exc))
+                return
+        stp = request.self_trade_prevention
+        try:
+            amendment = self.exchange.amend(
+                request.order_book_id,
+                request.order_id,
+                price,
+                request.quantity,
+                timestamp,
+                username or None,
+                stp,
+            )
+        except Rejected as exc:
+            reply.error(str(exc))
+            return
+        order = amendment.order
+        replaced = amendment.replaced
+        if replaced is None:
+            self.replays.note_amend(order.order_id, amendment.previous_remaining)
+            reply.send(
+                pb.AmendOrderResponse(
+                    request_id=request.request_id,
+                    order_id=order.order_id,
+                    timestamp=timestamp,
+                    priority_kept=True,
+                    resting_quantity=order.remaining,
+                )
+            )
+            if self.subscribers:
+                self._broadcast_amended(order, amendment.previous_remaining, timestamp)
+            return
+        fills = amendment.fills
+        cancelled = amendment.cancelled
+        self_cancelled = amendment.self_cancelled
+        self.replays.note_cancel()
+        trades = self._record(order, fills, timestamp)
+        response = pb.AmendOrderResponse(
+            request_id=request.request_id,
+            order_id=order.order_id,
+            timestamp=timestamp,
+            traded_quantity=order.quantity - order.remaining - cancelled,
+            resting_quantity=order.remaining,
+            cancelled_quantity=cancelled,
+        )
+        if fills:
+            response.trade_ids.extend(fill[0] for fill in fills)
+        reply.send(response)
+        if self.subscribers:
+            events = [self._cancelled_frame(replaced.order_id, timestamp, common_pb2.CANCEL_REPLACED)]
+            self._placed_events(
+                events, order, fills, trades, self_cancelled, cancelled, 0, stp, timestamp, replaced.order_id
+            )
+            self.broadcast_frames(events)
+
+    @handles(pb.CancelOrdersRequest)
+    def cancel_orders(self, reply: Reply, request: pb.CancelOrdersRequest) -> None:
+        """Cancel many resting orders of one user (proto/order_book.proto); an OnOrderCancelled each."""
+        timestamp = time_ns()
+        username = request.on_behalf_of_username
+        reason = request.reason
+        if not username:
+            reply.error("on_behalf_of_username is required: whose orders to cancel")
+            return
+        if len(username) > MAX_USERNAME:
+            reply.error(USERNAME_TOO_LONG)
+            return
+        if reason not in MASS_CANCEL_REASONS:
+            reply.error(f"invalid reason {reason}: it must be CANCEL_MASS (3) or CANCEL_DISCONNECT (4)")
+            return
+        negative = [order_id for order_id in request.order_ids if order_id < 0]
+        if negative:
+            reply.error(f"invalid order id {negative[0]}: it must be > 0")
+            return
+        try:
+            orders = self.exchange.cancel_orders(
+                username, request.order_book_id, list(request.order_ids) or None
+            )
+        except Rejected as exc:
+            reply.error(str(exc))
+            return
+        response = pb.CancelOrdersResponse(request_id=request.request_id)
+        if orders:
+            self.replays.note_cancel()
+            response.cancelled_order_ids.extend(order.order_id for order in orders)
+        reply.send(response)
+        if orders and self.subscribers:
+            frame = self._cancelled_frame
+            self.broadcast_frames([frame(order.order_id, timestamp, reason) for order in orders])
+
+    def _record(self, order: Order, fills: Sequence[Fill], timestamp: int) -> Sequence[TapeTrade]:
+        """The tape entries of an order's fills, recorded in its book's tape (and told to the replays)."""
+        if not fills:
+            return ()
+        if self.replays.in_progress:
+            self.replays.note_fills(fills)
+        order_id = order.order_id
+        side = order.side
+        if side == BUY:
+            trades = [(f[0], timestamp, order_id, f[1], f[3], f[4], side) for f in fills]
+        else:
+            trades = [(f[0], timestamp, f[1], order_id, f[3], f[4], side) for f in fills]
+        self.tapes[order.book_id].record(trades)
+        return trades
+
+    def _placed_events(
+        self,
+        events: list[bytes],
+        order: Order,
+        fills: Sequence[Fill],
+        trades: Sequence[TapeTrade],
+        self_cancelled: Sequence[Order],
+        cancelled: int,
+        tif: int,
+        stp: int,
+        timestamp: int,
+        replaces_order_id: int = 0,
+    ) -> None:
+        """Append the events of an order placed by ``Exchange.place`` (or an amend's replacement)."""
+        frame = self._cancelled_frame
+        for resting in self_cancelled:
+            events.append(frame(resting.order_id, timestamp, common_pb2.CANCEL_SELF_TRADE))
+        book_id = order.book_id
+        inserted = pb.OnOrderInserted(
+            order_id=order.order_id,
+            order_book_id=book_id,
+            timestamp=timestamp,
+            side=order.side,  # type: ignore[arg-type]  # stubs want the enum wrapper; ints are fine
+            price=units_to_price(order.price),
+            quantity=order.quantity,
+            username=order.owner,
+            time_in_force=tif,  # type: ignore[arg-type]
+            replaces_order_id=replaces_order_id,
+            cancels_remainder=bool(cancelled) or tif == IOC,
+        )
+        if fills:
+            inserted.trade_ids.extend(fill[0] for fill in fills)
+        events.append(encode_frame(pb.ON_ORDER_INSERTED, inserted.SerializeToString()))
+        for trade in trades:
+            events.append(encode_frame(pb.ON_TRADE, on_trade(pb.OnTrade, book_id, trade).SerializeToString()))
+        if cancelled:
+            events.append(frame(order.order_id, timestamp, self._remainder_reason(order, tif, stp)))
+
+    def _remainder_reason(self, order: Order, tif: int, stp: int) -> int:
+        """Why the rest of a placed order was cancelled at once: self-trade prevention or IOC.
+
+        An IOC order with CANCEL_INCOMING may be cancelled for either: it was
+        stopped by an order of its owner exactly when the opposite side still
+        crosses its price (matching ends only there or when nothing crosses).
+        """
+        if stp != STP_CANCEL_INCOMING or not order.owner:
+            return common_pb2.CANCEL_IMMEDIATE_OR_CANCEL
+        if tif != IOC:
+            return common_pb2.CANCEL_SELF_TRADE
+        best = self.exchange.book(order.book_id).best(1 - order.side)
+        if best is None:
+            return common_pb2.CANCEL_IMMEDIATE_OR_CANCEL
+        crosses = best[0] <= order.price if order.side == BUY else best[0] >= order.price
+        return common_pb2.CANCEL_SELF_TRADE if crosses else common_pb2.CANCEL_IMMEDIATE_OR_CANCEL
+
+    def _broadcast_amended(self, order: Order, previous: int, timestamp: int) -> None:
+        """An amend that kept priority: OnOrderAmended to extension_events connections, the contract form
+        (OnOrderCancelled CANCEL_AMENDED, then OnOrderInserted of the same order, new quantity, its
+        original timestamp, no trades) to the others."""
+        extended = self._extension_events
+        amended = b""
+        contract = b""
+        for conn in self.subscribers:
+            if conn in extended:
+                if not amended:
+                    amended = self.encode(
+                        pb.OnOrderAmended(
+                            order_id=order.order_id,
+                            order_book_id=order.book_id,
+                            timestamp=timestamp,
+                            quantity=order.remaining,
+                            previous_quantity=previous,
+                        )
+                    )
+                conn.send(amended)
+            else:
+                if not contract:
+                    inserted = pb.OnOrderInserted(
+                        order_id=order.order_id,
+                        order_book_id=order.book_id,
+                        timestamp=order.timestamp,
+                        side=order.side,  # type: ignore[arg-type]
+                        price=units_to_price(order.price),
+                        quantity=order.remaining,
+                        username=order.owner,
+                    )
+                    contract = self._cancelled_frame(
+                        order.order_id, timestamp, common_pb2.CANCEL_AMENDED
+                    ) + encode_frame(pb.ON_ORDER_INSERTED, inserted.SerializeToString())
+                conn.send(contract)
+
+    @staticmethod
+    def _cancelled_frame(order_id: int, timestamp: int, reason: int) -> bytes:
+        cancelled = pb.OnOrderCancelled(
+            order_id=order_id,
+            cancellation_timestamp=timestamp,
+            reason=reason,  # type: ignore[arg-type]  # stubs want the enum wrapper; ints are fine
+        )
+        return encode_frame(pb.ON_ORDER_CANCELLED, cancelled.SerializeToString())
 
     @handles(pb.CancelOrderRequest)
     def cancel_order(self, reply: Reply, request: pb.CancelOrderRequest) -> None:
@@ -234,6 +523,18 @@ class OrderBookComponent(Component):
                 response.more = True
                 break
         reply.send(response)
+
+    def _login(self, reply: Reply, request: common_pb2.LoginRequest) -> None:
+        """The framework's login, noting whether the connection asked for the extension events."""
+        conn = reply.conn
+        super()._login(reply, request)
+        if request.extension_events and conn in self.subscribers:
+            self._extension_events.add(conn)
+        else:
+            self._extension_events.discard(conn)
+
+    def on_disconnect(self, conn: Connection) -> None:
+        self._extension_events.discard(conn)
 
     def on_login(self, conn: Connection) -> None:
         """Stream the state at login (books, then resting orders) as the client drains it, then live events.

@@ -21,14 +21,15 @@ orders, with another client trading between them, held that client up to
 290 ms.
 
 An order's ``remaining`` may change after the snapshot: a fill lowers it (a
-full fill sets it to 0) while a cancel leaves it as it was. So while a
-snapshot is being read, the component reports every fill (``note_fills``)
+full fill sets it to 0), and so does an amend that keeps priority, while a
+cancel leaves it as it was. So while a snapshot is being read, the
+component reports every fill (``note_fills``) and amend (``note_amend``)
 and the snapshot keeps, for each order it holds, its remaining quantity
-before the first fill after the snapshot: each order is handed out with its
-remaining quantity at login.
+before the first such change after the snapshot: each order is handed out
+with its remaining quantity at login.
 
 Logins taken while nothing changed (same last order id, last trade id,
-number of cancels and of books) share one snapshot.
+number of cancels and amends, and of books) share one snapshot.
 
 Memory, per distinct snapshot in progress: 16 bytes per resting order while
 it is being grouped, 8 once grouped, plus the orders that left the book
@@ -210,6 +211,7 @@ class ReplaySnapshots:
         self._held = 0
         """Orders held by the snapshots of ``_active``."""
         self._cancels = 0
+        """Cancels and in-place amends so far (part of a snapshot's key)."""
 
     @property
     def in_progress(self) -> bool:
@@ -260,6 +262,19 @@ class ReplaySnapshots:
     def note_cancel(self) -> None:
         """An order was cancelled (its ``remaining`` is unchanged, but the state is not the same)."""
         self._cancels += 1
+
+    def note_amend(self, order_id: int, previous_remaining: int) -> None:
+        """A resting order was amended in place (``remaining`` lowered from ``previous_remaining``).
+
+        The snapshots in progress that hold it keep its remaining quantity
+        before, where still unknown (its OnOrderAmended follows their replay);
+        the state changed without a new order, trade or cancel, so later
+        logins take a new snapshot.
+        """
+        self._cancels += 1
+        for snapshot in self._active:
+            if order_id <= snapshot.last_order_id:
+                snapshot.overrides.setdefault(order_id, previous_remaining)
 
     def _reader_gone(self, snapshot: Snapshot) -> None:
         snapshot.readers -= 1
