@@ -8,24 +8,33 @@ them all. To add a subcommand, write such a function and append it to `COMMANDS`
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
-from types import FrameType
-from typing import TypeAlias
+from typing import TypeAlias, cast
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.text_encoding import CEscape
 
 from optivex.deploy.config import default_deployment_path, load_deployment
 from optivex.deploy.errors import DeploymentError
-from optivex.deploy.runner import DEFAULT_USERS, Deployment, describe_status, write_users_file
+from optivex.deploy.runner import DEFAULT_USERS, Deployment, write_users_file
+from optivex.deploy.supervisor import Supervisor
+from optivex.deploy.workdir import DirectoryLock, new_run_directory
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler = Callable[[argparse.Namespace], int]
 
-WATCH_INTERVAL = 0.2
-"""Seconds between two checks of the components' processes by `optivex up`."""
+UP_START_TIMEOUT = 10.0
+"""Seconds a component of `optivex up` has to accept connections: more than the system tests' 2 s
+(section 9 of the contract), so that a day does not fail to start on a loaded machine."""
+TTY_STATUS_INTERVAL = 1.0
+"""Seconds between two redraws of `optivex up`'s status lines on a terminal."""
+PLAIN_STATUS_INTERVAL = 10.0
+"""Seconds between two looks at the status when stdout is not a terminal (printed when it changed)."""
 
 
 def _fixed_ports_help() -> str:
@@ -49,9 +58,13 @@ def add_up_command(subparsers: SubParsers) -> None:
         help="start every component of the deployment on its fixed ports",
         description=textwrap.fill(
             "Start every component of the deployment config, connectTo targets first, each on the "
-            "port its config's listenOn gives, and watch them: a component that dies is reported at once "
-            "(with the tail of its log) and the others are stopped (exit status 1). Ctrl-C or SIGTERM "
-            "stops everything cleanly (exit status 0).",
+            "port its config's listenOn gives, and watch them: a status line per component (address, "
+            "clients, books, orders, trades), redrawn in place on a terminal; a component that dies is "
+            "reported at once (with the tail of its log) and the others are stopped (exit status 1). "
+            "Ctrl-C or SIGTERM stops everything cleanly (exit status 0); the components die with "
+            "optivex up whatever kills it (Linux). One optivex up per DIR: a second one refuses at "
+            "once (exit status 1) and touches nothing. Each run logs to DIR/logs/<UTC time>/, "
+            "DIR/logs/latest pointing to the newest.",
             width=78,
         ),
         epilog=_fixed_ports_help(),
@@ -78,15 +91,44 @@ def add_up_command(subparsers: SubParsers) -> None:
         metavar="DIR",
         help="where configs, logs and the default user data file go (default: ./run)",
     )
+    parser.add_argument(
+        "--status-interval",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help=(
+            f"seconds between two status updates (default: {TTY_STATUS_INTERVAL:g} on a terminal, else "
+            f"{PLAIN_STATUS_INTERVAL:g}, printed only when a figure changed); 0: no status lines"
+        ),
+    )
     parser.set_defaults(handler=run_up)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
 
 
 COMMANDS: list[Callable[[SubParsers], None]] = [add_up_command]
 """The functions adding each subcommand, in --help order."""
 
 
+def version() -> str:
+    """The installed package's version (its metadata), or a note that it is not installed."""
+    try:
+        return metadata.version("optivex")
+    except metadata.PackageNotFoundError:
+        return "unknown (the optivex package is not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optivex", description="Optivex, an exchange on one machine.")
+    parser.add_argument("--version", action="version", version=f"optivex {version()}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in COMMANDS:
         add(subparsers)
@@ -104,6 +146,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
+# messages -----------------------------------------------------------------
+
+
+def format_message(message: Message, indent: str = "") -> str:
+    """A message in protobuf's text form, but with every field, in declaration order: fields at their
+    default too (`side: BUY`, `quantity: 0`, `trade_ids: []`), which the text form leaves out. A field
+    with presence that is not set (a sub-message, an `optional` or oneof member) reads `<not set>`.
+
+    What every command of this CLI prints of a message goes through here.
+    """
+    lines: list[str] = []
+    fields = cast("Sequence[FieldDescriptor]", message.DESCRIPTOR.fields)
+    for field in fields:
+        value = getattr(message, field.name)
+        if field.is_repeated:
+            if not value:
+                lines.append(f"{indent}{field.name}: []")
+            elif field.type == FieldDescriptor.TYPE_MESSAGE:
+                for item in value:
+                    lines.append(_block(field.name, item, indent))
+            else:
+                items = ", ".join(_scalar(field, item) for item in value)
+                lines.append(f"{indent}{field.name}: [{items}]")
+        elif field.has_presence and not message.HasField(field.name):
+            lines.append(f"{indent}{field.name}: <not set>")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            lines.append(_block(field.name, value, indent))
+        else:
+            lines.append(f"{indent}{field.name}: {_scalar(field, value)}")
+    return "\n".join(lines)
+
+
+def _block(name: str, message: Message, indent: str) -> str:
+    inner = format_message(message, indent + "  ")
+    return f"{indent}{name} {{\n{inner}\n{indent}}}" if inner else f"{indent}{name} {{}}"
+
+
+def _scalar(field: FieldDescriptor, value: object) -> str:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        assert isinstance(value, int) and field.enum_type is not None
+        known = field.enum_type.values_by_number.get(value)
+        return known.name if known is not None else str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{CEscape(value.encode("utf-8"), as_utf8=True)}"'
+    if isinstance(value, bytes):
+        return f'"{CEscape(value, as_utf8=False)}"'
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 # up ---------------------------------------------------------------------
 
 
@@ -112,79 +205,49 @@ def _err(message: str) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    """Start the deployment on fixed ports, watch it until a signal or a death."""
+    """Start the deployment on fixed ports in a locked work dir, watch it until a signal or a death."""
     workdir: Path = args.dir
     try:
         config = load_deployment(
             args.deployment if args.deployment is not None else default_deployment_path()
         )
-        if args.users is None:
-            users_file = write_users_file(workdir / "users.json", DEFAULT_USERS)
-        else:
-            users_file = args.users
-        deployment = Deployment(config.components, workdir, users_file=users_file, ports="fixed")
     except DeploymentError as exc:
         _err(str(exc))
         return 2
-
-    stop_signal: list[int] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop_signal.append(signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     try:
-        return _run_until_stopped(deployment, stop_signal)
-    finally:
-        deployment.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-_STOP_SIGNALS = tuple(
-    s for s in (getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None
-)
-
-
-def _run_until_stopped(deployment: Deployment, stop_signal: list[int]) -> int:
-    print(f"Deployment: {', '.join(c.name for c in deployment.components)} (work dir {deployment.workdir})")
-    print(f"Users (from {deployment.users_file}):")
-    for user in deployment.users:
-        print(f"  {user.username:<10} password {user.password!r:<14} {user.full_name}")
-    print("Starting...", flush=True)
-    try:
-        deployment.start()
-    except DeploymentError as exc:
-        _err(f"start failed: {exc}")
+        lock = DirectoryLock.acquire(workdir)
+    except DeploymentError as exc:  # DirectoryBusy: another up runs here; nothing was touched
+        _err(str(exc))
         return 1
-    for comp in deployment.components:
-        host, port = comp.address
-        print(
-            f"  {comp.name:<12} {','.join(comp.protocols):<22} listening on {host}:{port}  "
-            f"logs in {comp.log_dir}/ (stderr: {comp.stderr_path})"
-        )
-    print("Running. Ctrl-C stops every component.", flush=True)
-    while not stop_signal:
-        dead = deployment.poll_dead()
-        if dead:
-            if stop_signal:
-                break
-            for comp in dead:
-                status = describe_status(comp.returncode or 0)
-                _err(f"component {comp.name!r} ({comp.spec.package_name}) died with {status}")
-                print(comp.tail(), file=sys.stderr, flush=True)
-            _err("stopping the other components")
+    with lock:
+        try:
+            if args.users is None:
+                users_file = write_users_file(workdir / "users.json", DEFAULT_USERS)
+            else:
+                users_file = args.users
+            deployment = Deployment(
+                config.components,
+                workdir,
+                users_file=users_file,
+                ports="fixed",
+                logs_dir=new_run_directory(workdir / "logs"),
+                die_with_parent=True,
+                start_timeout=UP_START_TIMEOUT,
+            )
+        except DeploymentError as exc:
+            _err(str(exc))
+            return 2
+        tty = sys.stdout.isatty()
+        interval = args.status_interval
+        if interval is None:
+            interval = TTY_STATUS_INTERVAL if tty else PLAIN_STATUS_INTERVAL
+        supervisor = Supervisor(deployment, out=sys.stdout, err=sys.stderr, status_interval=interval, tty=tty)
+        restore = supervisor.install_signal_handlers()
+        try:
+            return supervisor.run()
+        finally:
             deployment.stop()
-            return 1
-        time.sleep(WATCH_INTERVAL)
-    name = signal.Signals(stop_signal[0]).name
-    print(f"\n{name} received: stopping...", flush=True)
-    codes = deployment.stop()
-    for comp_name, code in codes.items():
-        if code is not None and code != 0:
-            _err(f"component {comp_name!r} stopped with {describe_status(code)}")
-    print("Stopped.", flush=True)
-    return 0
+            restore()
 
 
 if __name__ == "__main__":

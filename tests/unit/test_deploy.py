@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -689,6 +690,6 @@ def test_cli_up_reports_a_dead_component(fake_bin: Path, tmp_path: Path) -> None
     process, _ = _up(tmp_path, fake_bin, "die")
     _, err = process.communicate(timeout=15)
     assert process.returncode == 1
-    assert "component 'front' (fake-die) died with exit status 3" in err
+    assert re.search(r"component 'front' \(fake-die, pid \d+\) died: exit status 3\n", err), err
     assert "dying on purpose" in err
     assert "stopping the other components" in err

@@ -6,16 +6,22 @@
         deployment.restart()          # a new trading day, same ports
 
 Layout of the work dir: `users.json` (unless a user data file is given), `config/<name>.json`,
-`logs/<name>/` (the component's logDirectory), `logs/<name>.stdout` and `logs/<name>.stderr`.
+`logs/<name>/` (the component's logDirectory), `logs/<name>.stdout` and `logs/<name>.stderr`; `logs_dir`
+moves the `logs/` part elsewhere (`optivex up` gives each run its own).
+
+With `die_with_parent` (Linux), each component is started with PR_SET_PDEATHSIG: the kernel kills it
+when the process that started it dies, however it dies (`kill -9` included).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -272,6 +278,39 @@ class RunningComponent:
         )
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal the calling process gets when its parent (the thread that forked it) dies."""
+
+
+def die_with_parent_hook(starter: int | None = None) -> Callable[[], None] | None:
+    """A `preexec_fn` making the child die (SIGKILL) with the process that starts it (`starter`, by
+    default this one); None off Linux.
+
+    The hook runs in the child between fork and exec: prctl(PR_SET_PDEATHSIG, SIGKILL) survives the
+    exec. Should the parent have died before the prctl (the race), the child is already orphaned and
+    the kernel will never signal it: the hook sees a parent pid that is not the starter's and kills the
+    child itself. The starter must be the thread that outlives the child (the main thread): the kernel
+    signals when that thread exits. ctypes is loaded here, in the parent, so that the child only calls.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid() if starter is None else starter
+
+    def hook() -> None:
+        if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
 def _kill_all(processes: list[subprocess.Popen[bytes]]) -> None:
     """Last resort (the Deployment was never stopped): kill what still runs."""
     for process in processes:
@@ -285,7 +324,9 @@ class Deployment:
 
     `components` may come in any order: they start connectTo targets first. `users` is written to
     `<workdir>/users.json`, unless `users_file` names an existing user data file to use as it is.
-    `command` resolves a component's command (default: its console script).
+    `command` resolves a component's command (default: its console script). `logs_dir` is where logs
+    go (default `<workdir>/logs`); `die_with_parent` starts each component so that the kernel kills it
+    when this process dies (Linux; start them from the main thread).
     """
 
     def __init__(
@@ -300,6 +341,8 @@ class Deployment:
         start_timeout: float = START_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
         env: Mapping[str, str] | None = None,
+        logs_dir: str | Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         specs = start_order(components)
         check_connect_to(specs, [s.name for s in specs], "not part of this deployment")
@@ -310,6 +353,10 @@ class Deployment:
         self._command: CommandResolver = command or default_command
         self._env = dict(os.environ if env is None else env)
         self._env.setdefault("PYTHONUNBUFFERED", "1")
+        self.logs_dir = self.workdir / "logs" if logs_dir is None else Path(logs_dir).absolute()
+        """Where the components' log directories and stdout/stderr files go."""
+        self.die_with_parent = die_with_parent
+        """Whether components are started to die with this process (see the module docstring)."""
         if users_file is not None:
             self.users_file = users_file.absolute()
             self.users: tuple[User, ...] = read_users_file(self.users_file)
@@ -324,7 +371,7 @@ class Deployment:
             if ports == "fixed":
                 listen = spec.config["listenOn"]
                 host, port = str(listen["host"]), int(listen["port"])
-            logs = self.workdir / "logs"
+            logs = self.logs_dir
             self._components[spec.name] = RunningComponent(
                 spec=spec,
                 host=host,
@@ -564,10 +611,12 @@ class Deployment:
                     stderr=err,
                     env=self._env,
                     start_new_session=True,
+                    preexec_fn=die_with_parent_hook() if self.die_with_parent else None,
                 )
-            except OSError as exc:
+            except (OSError, subprocess.SubprocessError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 raise DeploymentError(
-                    f"cannot start component {comp.name!r} ({' '.join(argv)}): {exc.strerror or exc}"
+                    f"cannot start component {comp.name!r} ({' '.join(argv)}): {reason}"
                 ) from exc
         comp.started_at = time.monotonic()
         comp.returncode = None
