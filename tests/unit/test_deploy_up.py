@@ -74,8 +74,16 @@ def test_a_second_lock_is_refused_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_the_lock_is_not_inherited_by_children(tmp_path: Path) -> None:
     lock = DirectoryLock.acquire(tmp_path)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], close_fds=False)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
+        close_fds=False,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        # Running: its exec is over (the kernel closes close-on-exec descriptors after it lets a
+        # vfork parent go on, so right after Popen returns the child may still hold the lock).
+        assert child.stdout is not None and child.stdout.readline() == "up\n"
         lock.release()
         DirectoryLock.acquire(tmp_path).release()  # the child still runs, but holds no lock
     finally:
@@ -265,6 +273,14 @@ def _day(tally: MarketTally) -> None:
     )
     tally.apply(pb.OnOrderInserted(order_id=3, order_book_id=2, side=common_pb2.BUY, price=1, quantity=1))
     tally.apply(pb.OnOrderCancelled(order_id=3))
+    # bob's order amended in the contract's form (priority kept): no new order
+    tally.apply(pb.OnOrderCancelled(order_id=2, reason=common_pb2.CANCEL_AMENDED))
+    tally.apply(
+        pb.OnOrderInserted(
+            order_id=2, order_book_id=1, side=common_pb2.BUY, price=9, quantity=1, username="bob"
+        )
+    )
+    tally.apply(pb.OnTrade(trade_id=5, buy_order_id=77, sell_order_id=78, quantity=1))  # unknown orders
 
 
 def test_market_tally_counts_the_day() -> None:
@@ -272,13 +288,14 @@ def test_market_tally_counts_the_day() -> None:
     tally.begin_replay(reconnection=False)
     tally.end_replay()
     _day(tally)
-    assert (tally.books, tally.instruments, tally.resting) == (2, 1, 1)
-    assert (tally.last_order_id, tally.last_trade_id, tally.user_orders, tally.user_trades) == (3, 1, 1, 1)
+    assert (tally.books, tally.instruments, tally.resting) == (2, 1, 2)
+    assert tally.open_orders == {1: (3, False), 2: (1, True)}
+    assert (tally.last_order_id, tally.last_trade_id, tally.user_orders, tally.user_trades) == (3, 5, 1, 1)
     assert tally.exact
     assert market_figures(("order_book",), tally, True) == (
         "books 2",
-        "orders 1 resting / 3 today",
-        "trades 1",
+        "orders 2 resting / 3 today",
+        "trades 5",
     )
     assert market_figures(("admin", "info"), tally, True) == ("instruments 1",)
     assert market_figures(("execution", "risk_limits"), tally, True) == ("user orders 1", "user trades 1")

@@ -21,13 +21,11 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from google.protobuf.message import Message
 
 from optivex.client import ClientSession
-from optivex.feed.events import apply_event, load_event
-from optivex.feed.mirror import BookMirror, MirrorError, OrderInserted, TradeApplied
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
 
@@ -161,9 +159,18 @@ def count_connections(
 
 @dataclass
 class MarketTally:
-    """Counts of the day from the order book's events (a mirror underneath for the resting orders)."""
+    """Counts of the day from the order book's events.
 
-    mirror: BookMirror = field(default_factory=BookMirror)
+    Lighter than a `feed.mirror.BookMirror` (no price levels, no checks): each resting order's open
+    quantity and whether a user owns it, which is all the figures need. An order adds its full
+    quantity (its trades follow and reduce it, as section 3 of the contract has it), a trade reduces
+    both of its orders, a cancel removes one; events about unknown orders change no figure.
+    """
+
+    open_orders: dict[int, tuple[int, bool]] = field(default_factory=dict)
+    """order_id -> (open quantity, whether a user owns it) of each resting order."""
+    books: int = 0
+    instruments: int = 0
     last_order_id: int = 0
     last_trade_id: int = 0
     user_orders: int = 0
@@ -175,50 +182,69 @@ class MarketTally:
     replaying: bool = False
 
     def begin_replay(self, reconnection: bool) -> None:
-        """A connection: a fresh mirror, built from the replay that follows without counting. After a
-        reconnection the user figures are lower bounds (events in between were missed)."""
+        """A connection: the state is rebuilt from the replay that follows, whose orders are not
+        counted as new. After a reconnection the user figures are lower bounds (events in between
+        were missed)."""
         if reconnection:
             self.exact = False
-        self.mirror = BookMirror()
+        self.open_orders = {}
+        self.books = self.instruments = 0
         self.replaying = True
 
     def end_replay(self) -> None:
         self.replaying = False
 
     def apply(self, event: Message) -> None:
-        """One event of the order book; MirrorError when it does not follow from the ones before."""
-        if isinstance(event, pb.OnOrderInserted):
-            self.last_order_id = max(self.last_order_id, event.order_id)
-            if event.trade_ids:
-                self.last_trade_id = max(self.last_trade_id, max(event.trade_ids))
-        elif isinstance(event, pb.OnTrade):
-            self.last_trade_id = max(self.last_trade_id, event.trade_id)
-        if self.replaying:
-            load_event(self.mirror, event)
-            return
-        change = apply_event(self.mirror, event)
-        if isinstance(change, OrderInserted) and change.owner:
-            self.user_orders += 1
-        elif isinstance(change, TradeApplied) and (change.buy_owner or change.sell_owner):
-            self.user_trades += 1
+        """One message of the order book (anything but its four events is ignored)."""
+        kind = type(event)
+        if kind is pb.OnOrderInserted:
+            inserted = cast(pb.OnOrderInserted, event)
+            order_id = inserted.order_id
+            owned = bool(inserted.username)
+            self.open_orders[order_id] = (inserted.quantity, owned)
+            # Ids ascend: an id not above the last is no new order (an amend that kept its priority,
+            # in the contract's form: cancelled, then inserted again under its id).
+            if order_id > self.last_order_id:
+                self.last_order_id = order_id
+                if owned and not self.replaying:
+                    self.user_orders += 1
+            if inserted.trade_ids:
+                self.last_trade_id = max(self.last_trade_id, max(inserted.trade_ids))
+        elif kind is pb.OnTrade:
+            trade = cast(pb.OnTrade, event)
+            self.last_trade_id = max(self.last_trade_id, trade.trade_id)
+            owned = self._reduce(trade.buy_order_id, trade.quantity)
+            owned = self._reduce(trade.sell_order_id, trade.quantity) or owned
+            if owned and not self.replaying:
+                self.user_trades += 1
+        elif kind is pb.OnOrderCancelled:
+            self.open_orders.pop(cast(pb.OnOrderCancelled, event).order_id, None)
+        elif kind is pb.OnOrderBookCreated:
+            self.books += 1
+            if cast(pb.OnOrderBookCreated, event).HasField("instrument"):
+                self.instruments += 1
 
-    @property
-    def books(self) -> int:
-        return sum(1 for _ in self.mirror.books())
-
-    @property
-    def instruments(self) -> int:
-        return sum(1 for b in self.mirror.books() if b.instrument is not None)
+    def _reduce(self, order_id: int, quantity: int) -> bool:
+        """Take a trade's quantity off an order; whether a user owns it."""
+        entry = self.open_orders.get(order_id)
+        if entry is None:
+            return False
+        left, owned = entry
+        if left > quantity:
+            self.open_orders[order_id] = (left - quantity, owned)
+        else:
+            del self.open_orders[order_id]
+        return owned
 
     @property
     def resting(self) -> int:
-        return len(self.mirror)
+        return len(self.open_orders)
 
 
 class OrderBookWatch:
     """A non-blocking connection to the order book feeding a MarketTally, for a select loop.
 
-    `connect()` (again after a loss: the tally keeps its counts, the mirror is rebuilt from the new
+    `connect()` (again after a loss: the tally keeps its counts, its state is rebuilt from the new
     replay), then `read()` whenever `sock` is readable. `error` says why the last connection ended.
     """
 
@@ -280,7 +306,7 @@ class OrderBookWatch:
                 return self._lost("closed by the order book")
             try:
                 self._session.feed_data(data, self._event, self._response)
-            except (MirrorError, _Refused) as exc:
+            except _Refused as exc:
                 return self._lost(str(exc))
             if self._session.error is not None:
                 return self._lost(f"protocol violation: {self._session.error}")

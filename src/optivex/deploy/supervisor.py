@@ -41,6 +41,9 @@ POLL_INTERVAL = 0.2
 """Seconds between two polls of the processes where there are no pidfds."""
 WATCH_RETRY = 1.0
 """Seconds between two attempts to connect the order book watch."""
+WATCH_PACE = 0.1
+"""Seconds the watch's socket rests after each read: on a busy day the events pile up in the socket
+and are read in batches, at most 10 wake-ups a second (the order book buffers megabytes per client)."""
 
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
     s for s in (getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None
@@ -86,7 +89,10 @@ class Supervisor:
         self._pidfds: dict[int, RunningComponent] = {}
         self._watch: OrderBookWatch | None = None
         self._watch_sock: socket.socket | None = None
+        """The watch's socket while connected; registered in the selector unless resting."""
+        self._watch_resting = False
         self._next_watch_try = 0.0
+        self._watch_resume = 0.0
         self._next_refresh = 0.0
 
     # signals -----------------------------------------------------------
@@ -160,10 +166,7 @@ class Supervisor:
                         while key.fileobj.recv(512):  # type: ignore[union-attr]
                             pass
                 elif key.data == "watch":
-                    assert self._watch is not None
-                    if not self._watch.read():
-                        self._unregister_watch()
-                        self._next_watch_try = time.monotonic() + WATCH_RETRY
+                    self._read_watch()
             if self.stop_signals:
                 return self._stopped()
             dead = self.deployment.poll_dead()
@@ -172,6 +175,8 @@ class Supervisor:
             now = time.monotonic()
             if self._watch is not None and self._watch_sock is None and now >= self._next_watch_try:
                 self._connect_watch()
+            if self._watch_resting and now >= self._watch_resume:
+                self._resume_watch()
             if self.status_interval > 0 and now >= self._next_refresh:
                 self._refresh()
 
@@ -182,6 +187,8 @@ class Supervisor:
             deadlines.append(self._next_refresh)
         if self._watch is not None and self._watch_sock is None:
             deadlines.append(self._next_watch_try)
+        if self._watch_resting:
+            deadlines.append(self._watch_resume)
         if len(self._pidfds) < len(self.deployment.components):
             deadlines.append(now + POLL_INTERVAL)
         return max(0.0, min(deadlines) - now) if deadlines else None
@@ -229,11 +236,29 @@ class Supervisor:
         else:
             self._next_watch_try = time.monotonic() + WATCH_RETRY
 
+    def _read_watch(self) -> None:
+        watch = self._watch
+        assert watch is not None and self._watch_sock is not None
+        if not watch.read():
+            self._unregister_watch()
+            self._next_watch_try = time.monotonic() + WATCH_RETRY
+            return
+        self._selector.unregister(self._watch_sock)
+        self._watch_resting = True
+        self._watch_resume = time.monotonic() + WATCH_PACE
+
+    def _resume_watch(self) -> None:
+        self._watch_resting = False
+        if self._watch_sock is not None:
+            self._selector.register(self._watch_sock, selectors.EVENT_READ, "watch")
+
     def _unregister_watch(self) -> None:
         if self._watch_sock is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(self._watch_sock)
+            if not self._watch_resting:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(self._watch_sock)
             self._watch_sock = None
+        self._watch_resting = False
 
     def _refresh(self) -> None:
         self._next_refresh = time.monotonic() + self.status_interval
