@@ -3,6 +3,8 @@
 - `config`: `load_deployment()` reads and validates `deployment_config.json`.
 - `topology`: which components a system-test suite needs, and in which order they start.
 - `runner`: `Deployment` starts components on rewritten configs, waits for them, stops them.
+- `workdir`, `status`, `supervisor`: `optivex up`'s directory lock and per-run logs, its status lines
+  (sockets from /proc, figures from an order book connection), and the loop that watches a deployment.
 """
 
 from __future__ import annotations
