@@ -63,6 +63,17 @@ invalid) is validated in full, then matched by ``OrderBook._place``.
 Insert is O(log levels) when it opens a level and O(1) otherwise (plus the
 fills, and O(log levels) for each empty level dropped from the top); cancel
 is O(1).
+
+The trader extensions are off the hot path and leave it as it is:
+``Books.place`` (time in force, self-trade prevention) is ``insert`` itself
+for GTC without self-trade prevention, and otherwise validates as ``insert``,
+matches with ``OrderBook._match`` (or ``_match_stp``, which also removes or
+stops at the owner's own orders and drops exhausted levels the same way, so
+the levels still never cross) and rests with ``OrderBook._rest``; a FOK
+order is first measured by ``OrderBook._available`` (a walk of the heap in
+key order, changing nothing). ``Books.amend`` reduces an order in place or
+cancels it and places a new one; ``Books.cancel_orders`` cancels through
+``cancel`` (O(ids) with a list of ids, else a scan of the order table).
 """
 
 from __future__ import annotations

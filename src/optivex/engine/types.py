@@ -66,7 +66,12 @@ class Order:
     ``quantity`` is the original quantity; ``remaining`` what is still open:
     while the order rests it is the resting quantity, once fully filled it is
     0, and once cancelled it keeps the quantity that the cancel removed (so
-    ``quantity - remaining`` is always the traded quantity).
+    ``quantity - remaining`` is the traded quantity). Two extensions bend
+    this: an amend down lowers ``quantity`` with ``remaining`` (the traded
+    quantity stays ``quantity - remaining``), and a new order whose rest
+    ``Books.place`` cancelled at once (IOC, STP_CANCEL_INCOMING) has
+    ``remaining`` 0, that rest being ``Placement.cancelled`` (traded =
+    ``quantity - remaining - cancelled``; ``traded`` below does not know it).
 
     The engine builds orders itself, in ``Books.insert`` (``Order()`` then plain
     stores: a Python ``__init__`` call costs more than the stores); use
@@ -130,7 +135,7 @@ class Order:
 
     @property
     def traded(self) -> Quantity:
-        """Quantity traded so far."""
+        """Quantity traded so far (``quantity - remaining``; see above for an order placed IOC)."""
         return Quantity(self.quantity - self.remaining)
 
     def __repr__(self) -> str:
