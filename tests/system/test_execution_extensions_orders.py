@@ -20,7 +20,11 @@ Which rule each test covers:
 - cancel-on-disconnect: orders placed or amended by that connection (inserts in flight when it closed
   included) cancelled when it closes, seen by an order-book client as ordinary cancels; another
   connection's orders stay; enabling twice an error: `test_cancel_on_disconnect`,
-  `test_cancel_on_disconnect_of_inserts_in_flight`.
+  `test_cancel_on_disconnect_of_inserts_in_flight`;
+- inserts decided after the feed's barrier (a symbol just created) keep their time in force and the
+  user's self-trade prevention: `test_extensions_on_an_instrument_just_created`;
+- a new day (the order book restarted) forgets positions and the ids cancel-on-disconnect collected
+  (today's order with yesterday's id stays): `test_a_new_day_forgets_positions_and_cancel_on_disconnect_ids`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from .test_execution_extensions import (
     fill,
     ok,
     open_orders,
+    positions,
     report_barrier,
     set_stp,
     shown,
@@ -52,7 +57,13 @@ FOK = common_pb2.FILL_OR_KILL
 RESTING = common_pb2.CANCEL_RESTING
 INCOMING = common_pb2.CANCEL_INCOMING
 IN_FLIGHT = 50
-"""Inserts a cancel-on-disconnect connection pipelines right before it closes."""
+"""Inserts a cancel-on-disconnect connection pipelines right before it closes: fewer than a connection's
+MAX_IN_FLIGHT (64) and FRAMES_PER_TURN (256), so the gateway handles them all in the turn of their one
+read, before it reads the close. Whether their responses come before or after it notices the close is
+up to timing (the in-flight path, each cancelled as its response comes, or the disconnect's one
+CancelOrdersRequest; both seen in runs): either way every one of them must end cancelled."""
+CREATIONS_AT_ONCE = 20
+"""Instruments created and at once traded with an extension (each a chance for the barrier path)."""
 
 
 def place(
@@ -416,3 +427,51 @@ def test_cancel_on_disconnect_of_inserts_in_flight(gateway: Exchange) -> None:
             cancels.add(message.order_id)
     assert events(watch) == []
     assert open_orders(gateway.gateway("alice")) == []
+
+
+def test_extensions_on_an_instrument_just_created(gateway: Exchange) -> None:
+    """Right after a confirmed creation the gateway's mirror may not know the symbol yet (the insert is
+    decided after the feed's barrier): time in force and the user's self-trade prevention hold there
+    too."""
+    alice = gateway.gateway("alice")
+    direct = gateway.order_book()
+    ok(set_stp(alice, INCOMING))
+    for n in range(CREATIONS_AT_ONCE):
+        symbol = f"NEW{n}"
+        book = gateway.create_instrument(symbol)
+        ioc = ok(place(alice, symbol, BUY, 10.00, 2, tif=IOC))
+        assert split(ioc) == (0, 0, 2), (n, ioc)
+    for n in range(CREATIONS_AT_ONCE):
+        symbol = f"STP{n}"
+        book = gateway.create_instrument(symbol)
+        own = insert(direct, book, SELL, 10.00, 1, "alice").order_id
+        prevented = ok(place(alice, symbol, BUY, 10.00, 1))  # stp 0: the user's CANCEL_INCOMING
+        assert split(prevented) == (0, 0, 1), (n, prevented)
+        assert [o[0] for o in open_orders(alice, symbol)] == [own]
+
+
+def test_a_new_day_forgets_positions_and_cancel_on_disconnect_ids(gateway: Exchange) -> None:
+    """After the order book restarts (a new day, ids from 1 again), a connection's cancel-on-disconnect
+    cancels only the orders it placed that day, never today's order that has yesterday's id; positions
+    start afresh."""
+    gateway.create_instrument("ABC")
+    leaving, bob = gateway.gateway("alice"), gateway.gateway("bob")
+    ok(leaving.request(ex.EnableCancelOnDisconnectRequest(), expect=ex.EnableCancelOnDisconnectResponse))
+    yesterday = ok(place(leaving, "ABC", BUY, 10.00, 5)).order_id
+    ok(place(bob, "ABC", SELL, 10.00, 1))
+    assert [p[0] for p in positions(leaving)] == ["ABC"]
+    gateway.deployment.stop_component("order_book")
+    gateway.deployment.start_component("order_book")
+    gateway.create_instrument("ABC")
+    watch = watcher(gateway)
+    staying = gateway.gateway("alice")
+    assert positions(staying) == []
+    todays = [ok(place(staying, "ABC", BUY, 9.00, 1)).order_id for _ in range(yesterday)]
+    assert yesterday in todays  # today's order with yesterday's id, alice's too
+    mine = ok(place(leaving, "ABC", BUY, 8.00, 1)).order_id
+    events(watch)
+    leaving.close()
+    (gone,) = [watch.receive_as(ob.OnOrderCancelled)]
+    assert (gone.order_id, gone.reason) == (mine, common_pb2.CANCEL_DISCONNECT)
+    assert events(watch) == []  # the one CancelOrdersRequest cancelled nothing else
+    assert [o[0] for o in open_orders(staying)] == todays
