@@ -38,7 +38,7 @@ from .helpers import GATEWAY_PROTOCOL
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
 
-DEADLINE = 20.0
+DEADLINE = 40.0
 """Seconds allowed for whatever a test waits for (starts are slow on a loaded 2-core machine)."""
 STATUS_INTERVAL = "0.2"
 
@@ -285,7 +285,7 @@ def test_a_second_up_in_the_same_dir_refuses_and_touches_nothing(
     second = up(other, first.run_dir)
     code = second.finish()
     assert code != 0
-    assert time.monotonic() - begin < 10
+    assert time.monotonic() - begin < 15  # at once: it does not wait for the first one to end
     assert second.out == []
     assert second.err == [
         f"optivex up: {first.run_dir} is in use by another optivex up "
@@ -333,7 +333,7 @@ def test_a_component_killed_is_reported_with_its_name(tmp_path: Path, up: Callab
     killed = time.monotonic()
     os.kill(pids["info"], signal.SIGKILL)
     line = runner.wait_for(lambda line: "died" in line, "err")
-    assert time.monotonic() - killed < 3.0  # at once (a pidfd wakes the watch), not at the next status
+    assert time.monotonic() - killed < 5.0  # at once (a pidfd wakes the watch), not at the next status
     assert line == (
         f"optivex up: component 'info' (optivex-info, pid {pids['info']}) died: killed by signal 9 (SIGKILL)"
     )
