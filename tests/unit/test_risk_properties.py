@@ -1,11 +1,13 @@
 """The risk engine against a deliberately simple model that recomputes every figure from the day's history.
 
-Random sequences of limit Sets, inserts (checked, then refused, placed, or placed and added,
-possibly several in flight at once), fills, cancels, orders from elsewhere, feed resets and
-time advancing. The model keeps every counted request, every accepted order and every live
-order, and on each check sums over all of them (entries of age < window): the engine's
-accept/reject decision, the breached field and the outstanding figures must equal the
-model's at every step.
+Random sequences of limit Sets, inserts and amends (checked, then refused, placed, placed and
+added, or added before placed, possibly several in flight at once; an amend's outcome is the
+order book's, from the order as it is when the amend reaches it, which may differ from what the
+mirror predicted at the check), fills (some the gateway sees only after the check), cancels,
+orders from elsewhere, feed resets and time advancing. The model keeps every counted request,
+every accepted order and every live order, and on each check sums over all of them (entries
+of age < window): the engine's accept/reject decision, the breached field and the outstanding
+figures must equal the model's at every step.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from optivex.risk import InstrumentLimits, Rejection, Reservation, RiskEngine, Rolling, UserLimits
@@ -40,12 +42,29 @@ class Entry:
 
 @dataclass
 class Flight:
-    """An accepted insert not yet on the feed: pending (in flight) or placed (id known)."""
+    """An accepted insert or amend whose reservation still counts.
+
+    Pending (in flight), placed (``order_id`` known, the feed not shown yet), or ``added``
+    (the feed showed it before the response). ``replaces``: the amended order's id (0 for an
+    insert); ``keeps``: checked as keeping priority (reserves nothing). ``outcome``: the order
+    book's, once the request reached it ("inserted", "kept", "replaced").
+    """
 
     reservation: Reservation
     entry: Entry
+    user: str
+    symbol: str
     price: int
+    quantity: int
+    replaces: int = 0
+    keeps: bool = False
     order_id: int = 0
+    outcome: str = ""
+    old_remaining: int = 0
+    added: bool = False
+
+    def reserved(self) -> tuple[int, int]:
+        return (0, 0) if self.keeps else (self.quantity, self.price * self.quantity)
 
 
 @dataclass
@@ -72,10 +91,10 @@ class Model:
                 quantity += order.remaining
                 amount += order.price * order.remaining
         for flight in self.flights:
-            entry = flight.entry
-            if entry.user == user and book in (None, BOOKS[entry.symbol]):
-                quantity += entry.quantity
-                amount += entry.amount
+            if flight.user == user and book in (None, BOOKS[flight.symbol]):
+                reserved_quantity, reserved_amount = flight.reserved()
+                quantity += reserved_quantity
+                amount += reserved_amount
         return quantity, amount
 
     def count_request(self, user: str, now: float) -> str | None:
@@ -101,17 +120,23 @@ class Model:
                 amount += entry.amount
         return quantity, amount
 
-    def check_insert(self, user: str, symbol: str, price: int, quantity: int, now: float) -> str | None:
+    def check_insert(
+        self, user: str, symbol: str, price: int, quantity: int, now: float, old: Order | None = None
+    ) -> str | None:
+        """The breached field for a new order (an amend's replacement of ``old``), None if none."""
         amount = price * quantity
+        old_quantity, old_amount = (0, 0) if old is None else (old.remaining, old.price * old.remaining)
         user_limits = self.user_limits.get(user, UserLimits())
         maximum = user_limits.max_outstanding_quantity
-        if maximum and self.outstanding(user)[0] + quantity > maximum:
+        if maximum and self.outstanding(user)[0] - old_quantity + quantity > maximum:
             return "max_outstanding_quantity"
         limits = self.instrument_limits.get((user, symbol), InstrumentLimits())
         resting_quantity, resting_amount = self.outstanding(user, BOOKS[symbol])
-        if limits.max_outstanding_quantity and resting_quantity + quantity > limits.max_outstanding_quantity:
+        maximum = limits.max_outstanding_quantity
+        if maximum and resting_quantity - old_quantity + quantity > maximum:
             return "max_outstanding_quantity"
-        if limits.max_outstanding_amount and resting_amount + amount > limits.max_outstanding_amount:
+        maximum = limits.max_outstanding_amount
+        if maximum and resting_amount - old_amount + amount > maximum:
             return "max_outstanding_amount"
         rolling = limits.order_quantity
         if (
@@ -148,8 +173,18 @@ class Insert(NamedTuple):
     quantity: int
 
 
+class Amend(NamedTuple):
+    """An amend of a live order: a new price (None: unchanged) and a new quantity."""
+
+    pick: int
+    price: int | None
+    quantity: int
+
+
 class Resolve(NamedTuple):
-    """An insert in flight is refused (released), placed, placed and added, or added once placed."""
+    """A request in flight is refused (released), placed, placed and added, added once placed,
+    shown on the feed before its response ("early"), or, for an amend, reaches the order book
+    after a fill of the amended order that the gateway had not seen at the check ("fill_first")."""
 
     pick: int
     action: str
@@ -184,7 +219,7 @@ class Reset(NamedTuple):
     in_flight_accepted: bool
 
 
-Op = SetUser | SetInstrument | Insert | Resolve | Fill | Cancel | Foreign | Advance | Reset
+Op = SetUser | SetInstrument | Insert | Amend | Resolve | Fill | Cancel | Foreign | Advance | Reset
 
 
 def _rolling(limits: tuple[int, ...]) -> st.SearchStrategy[Rolling | None]:
@@ -210,7 +245,16 @@ WEIGHTED: list[tuple[int, st.SearchStrategy[Op]]] = [
     (2, st.builds(SetUser, users, user_limits)),
     (3, st.builds(SetInstrument, users, symbols, instrument_limits)),
     (8, st.builds(Insert, users, symbols, prices, quantities)),
-    (3, st.builds(Resolve, st.integers(0, 10), st.sampled_from(("refuse", "place", "place_add", "add")))),
+    (6, st.builds(Amend, st.integers(0, 20), st.none() | prices, quantities)),
+    (2, st.builds(Resolve, st.integers(0, 10), st.just("fill_first"))),
+    (
+        3,
+        st.builds(
+            Resolve,
+            st.integers(0, 10),
+            st.sampled_from(("refuse", "place", "place_add", "add", "early", "fill_first")),
+        ),
+    ),
     (3, st.builds(Resolve, st.integers(0, 10), st.sampled_from(("refuse", "place_add")))),
     (2, st.builds(Fill, st.integers(0, 20), quantities)),
     (2, st.builds(Cancel, st.integers(0, 20))),
@@ -242,12 +286,19 @@ class Run:
         self.model = Model()
         self.now = 0.0
         self.next_order_id = 1
+        # Orders an amend has reached at the order book whose feed events are not shown yet.
+        self.frozen: dict[int, Flight] = {}
 
     def request(self, user: str) -> bool:
         """The message rate for one execution request; True if it passed (then it counted)."""
         expected = self.model.count_request(user, self.now)
         assert _decision(self.engine.count_request(user, self.now)) == expected
         return expected is None
+
+    def live(self, pick: int) -> int | None:
+        """A live order the feed showed and no amend is being applied to, by ``pick``; None if none."""
+        ids = sorted(i for i in self.model.orders if i not in self.frozen)
+        return ids[pick % len(ids)] if ids else None
 
     def apply(self, op: Op) -> None:
         engine, model = self.engine, self.model
@@ -270,13 +321,15 @@ class Run:
             else:
                 entry = Entry(self.now, op.user, op.symbol, op.quantity, op.price * op.quantity)
                 model.accepted.append(entry)
-                model.flights.append(Flight(result, entry, op.price))
+                model.flights.append(Flight(result, entry, op.user, op.symbol, op.price, op.quantity))
+        elif isinstance(op, Amend):
+            self.amend(op)
         elif isinstance(op, Resolve):
             self.resolve(op)
         elif isinstance(op, Fill | Cancel):
-            if not model.orders:
+            order_id = self.live(op.pick)
+            if order_id is None:
                 return
-            order_id = sorted(model.orders)[op.pick % len(model.orders)]
             order = model.orders[order_id]
             if isinstance(op, Cancel):
                 if not self.request(order.user):
@@ -284,10 +337,7 @@ class Run:
                 quantity = order.remaining
             else:
                 quantity = min(op.quantity, order.remaining)
-            engine.order_reduced(order.user, order.book, order.price, quantity)
-            order.remaining -= quantity
-            if not order.remaining:
-                del model.orders[order_id]
+            self.reduce(order_id, quantity)
         elif isinstance(op, Foreign):
             engine.order_added(op.user, BOOKS[op.symbol], self.next_order_id, op.price, op.quantity)
             model.orders[self.next_order_id] = Order(op.user, BOOKS[op.symbol], op.price, op.quantity)
@@ -295,46 +345,186 @@ class Run:
         elif isinstance(op, Advance):
             self.now += op.step
         else:
-            # The fresh mirror has every live order, placed ones included.
-            for flight in [f for f in model.flights if f.order_id]:
-                self.settle(flight)
-            in_flight = list(model.flights) if op.in_flight_accepted else []
-            for flight in in_flight:
-                flight.order_id = self.next_order_id
-                self.next_order_id += 1
-                self.settle(flight)
-            engine.reset((o.user, o.book, o.price, o.remaining) for o in model.orders.values())
-            for flight in in_flight:
-                engine.settled(flight.reservation)
+            self.reset(op)
 
-    def resolve(self, op: Resolve) -> None:
-        flights = self.model.flights
-        if not flights:
+    def reduce(self, order_id: int, quantity: int) -> None:
+        """A fill or cancel of a live order, on the feed."""
+        order = self.model.orders[order_id]
+        self.engine.order_reduced(order.user, order.book, order.price, quantity)
+        order.remaining -= quantity
+        if not order.remaining:
+            del self.model.orders[order_id]
+
+    def amend(self, op: Amend) -> None:
+        model = self.model
+        order_id = self.live(op.pick)
+        if order_id is None:
             return
-        flight = flights[op.pick % len(flights)]
-        if op.action == "refuse":
-            self.engine.release(flight.reservation)
-            flight.entry.refused = True
-            flights.remove(flight)
+        old = model.orders[order_id]
+        symbol = next(s for s, b in BOOKS.items() if b == old.book)
+        price = old.price if op.price is None else op.price
+        if price == old.price and op.quantity == old.remaining:
+            return  # changes nothing: the gateway refuses it before any check
+        if not self.request(old.user):
             return
-        if not flight.order_id and op.action != "add":
+        keeps = price == old.price and op.quantity < old.remaining
+        expected = None if keeps else model.check_insert(old.user, symbol, price, op.quantity, self.now, old)
+        result = self.engine.check_amend(
+            old.user,
+            old.book,
+            symbol,
+            order_id,
+            old.price,
+            old.remaining,
+            price,
+            op.quantity,
+            keeps,
+            self.now,
+        )
+        assert _decision(result) == expected, (op, self.now)
+        if isinstance(result, Rejection):
+            event(f"amend rejected: {result.field}")
+            assert result.outstanding == result.field.startswith("max_outstanding")
+            return
+        counted = (0, 0) if keeps else (op.quantity, price * op.quantity)
+        entry = Entry(self.now, old.user, symbol, *counted)
+        model.accepted.append(entry)
+        model.flights.append(Flight(result, entry, old.user, symbol, price, op.quantity, order_id, keeps))
+
+    def reach(self, flight: Flight) -> bool:
+        """The request reaches the order book: decide its outcome; False if the order book refuses it."""
+        if not flight.replaces:
+            flight.outcome = "inserted"
             flight.order_id = self.next_order_id
             self.next_order_id += 1
-            self.engine.placed(flight.reservation, flight.order_id)
-        if flight.order_id and op.action in ("place_add", "add"):
-            entry = flight.entry
-            self.engine.order_added(
-                entry.user, BOOKS[entry.symbol], flight.order_id, flight.price, entry.quantity
-            )
-            self.settle(flight)
+            return True
+        previous = self.frozen.get(flight.replaces)
+        if previous is not None:
+            # Another amend of that order got there first: its events come first on the feed.
+            self.show(previous)
+            self.model.flights.remove(previous)
+        old = self.model.orders.get(flight.replaces)
+        if old is None:
+            return False  # filled or cancelled meanwhile: not resting
+        remaining = old.remaining
+        if flight.price == old.price and flight.quantity == remaining:
+            return False  # changes nothing (a fill the mirror had not shown)
+        flight.old_remaining = remaining
+        if flight.price == old.price and flight.quantity < remaining:
+            assert flight.keeps
+            flight.outcome = "kept"
+            flight.order_id = flight.replaces
+            event("amend kept priority")
+        else:
+            # The mirror's remaining is never below the order book's: a replacement predicted stays one.
+            assert flight.keeps or flight.price != old.price or flight.quantity > remaining
+            flight.outcome = "replaced"
+            flight.order_id = self.next_order_id
+            self.next_order_id += 1
+            event("amend replaced")
+            if flight.keeps:
+                event("amend checked as keeping, replaced after all")
+                # Checked as keeping priority, replaced after all: the whole new order counts as of the check.
+                flight.entry.quantity = flight.quantity
+                flight.entry.amount = flight.price * flight.quantity
+        self.frozen[flight.replaces] = flight
+        return True
 
-    def settle(self, flight: Flight) -> None:
-        """The order is on the feed now: a live order of the model."""
-        entry = flight.entry
+    def show(self, flight: Flight, feed: bool = True) -> None:
+        """The feed shows the outcome (with ``feed`` False: only the model, as a fresh mirror has it)."""
+        engine, model = self.engine, self.model
+        book = BOOKS[flight.symbol]
+        if flight.replaces:
+            del self.frozen[flight.replaces]
+            old = model.orders[flight.replaces]
+            if flight.outcome == "kept":
+                if feed:
+                    engine.order_reduced(old.user, book, old.price, old.remaining - flight.quantity)
+                old.remaining = flight.quantity
+                return
+            if feed:
+                engine.order_reduced(old.user, book, old.price, old.remaining)
+            del model.orders[flight.replaces]
+        if feed:
+            engine.order_added(flight.user, book, flight.order_id, flight.price, flight.quantity)
+        model.orders[flight.order_id] = Order(flight.user, book, flight.price, flight.quantity)
+
+    def refuse(self, flight: Flight) -> None:
+        self.engine.release(flight.reservation)
+        flight.entry.refused = True
         self.model.flights.remove(flight)
-        self.model.orders[flight.order_id] = Order(
-            entry.user, BOOKS[entry.symbol], flight.price, entry.quantity
-        )
+
+    def resolve(self, op: Resolve) -> None:
+        model = self.model
+        if not model.flights:
+            return
+        flight = model.flights[op.pick % len(model.flights)]
+        action = op.action
+        if action == "refuse":
+            if flight.outcome:
+                action = "place_add"  # the order book has it already: only its events can follow
+            else:
+                self.refuse(flight)
+                return
+        if action == "fill_first":
+            old = model.orders.get(flight.replaces)
+            if flight.outcome or old is None or flight.replaces in self.frozen:
+                return
+            self.reduce(flight.replaces, (old.remaining + 1) // 2)
+            action = "place"
+        if not flight.outcome:
+            if action == "add":
+                return  # nothing to add before the response
+            if not self.reach(flight):
+                self.refuse(flight)
+                return
+            if action == "early":
+                event("shown before the response")
+                self.show(flight)
+                flight.added = True
+                return
+            self.placed(flight)
+            if action == "place":
+                return
+        elif flight.added:
+            # The feed showed it: the response now.
+            self.placed(flight)
+            return
+        if action in ("place_add", "add", "early"):
+            self.show(flight)
+            model.flights.remove(flight)
+
+    def placed(self, flight: Flight) -> None:
+        """The response: its reservation stops counting at once when no order of its own is to come on
+        the feed (shown already; or none: a kept priority, or the replacement of an amend checked as
+        keeping priority, which reserved nothing); otherwise it counts until the feed shows the order."""
+        self.engine.placed(flight.reservation, flight.order_id)
+        if flight.added:
+            self.model.flights.remove(flight)
+            flight.added = False
+        # A keeping flight stays listed (reserving nothing) until the feed shows its events.
+
+    def reset(self, op: Reset) -> None:
+        """The feed reconnects: the fresh mirror has every order the order book has."""
+        engine, model = self.engine, self.model
+        for flight in list(self.frozen.values()):
+            self.show(flight, feed=False)
+        settle: list[Flight] = []
+        for flight in list(model.flights):
+            if flight.outcome and not flight.added:
+                model.flights.remove(flight)  # placed: the mirror has its order
+            elif flight.added:
+                settle.append(flight)  # pending, but the mirror has its order
+            elif op.in_flight_accepted:
+                if self.reach(flight):
+                    self.show(flight, feed=False)
+                    settle.append(flight)
+                else:
+                    self.refuse(flight)
+        engine.reset((o.user, o.book, o.price, o.remaining) for o in model.orders.values())
+        for flight in settle:
+            engine.settled(flight.reservation, flight.order_id)
+            model.flights.remove(flight)
 
     def check_outstanding(self) -> None:
         for user in USERS:
