@@ -19,7 +19,7 @@ from optivex.app.dependents import Busy, Link, NoAnswer, Requests, Unavailable, 
 from optivex.client import AsyncClient
 from optivex.engine import BUY, SELL
 from optivex.feed.follower import Feed, Follows
-from optivex.feed.mirror import BookMirror, Change, OrderInserted, TradeApplied
+from optivex.feed.mirror import BookMirror, Change, OrderAmended, OrderCancelled, OrderInserted, TradeApplied
 from optivex.orderbook.component import OrderBookComponent
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
@@ -135,6 +135,49 @@ def test_replay_then_live_events_then_barrier(tmp_path: Path) -> None:
         assert book.levels(BUY) == [(105_000, 1), (100_000, 5)] and book.levels(SELL) == []
         exchange_book = component.exchange.book(1)
         assert book.levels(BUY) == exchange_book.levels(BUY)
+        await feed.stop()
+        client.close()
+        await stop_order_book(component)
+
+    run(scenario)
+
+
+def test_the_feed_gets_the_extension_events(tmp_path: Path) -> None:
+    """The feed logs in with extension_events: an amend that kept priority is one OrderAmended (not
+    the contract form's cancel and insert); a replace and an IOC carry their fields and reasons."""
+
+    async def scenario() -> None:
+        component, port = await start_order_book(tmp_path)
+        client = await ob_client(port)
+        await client.call(pb.CreateOrderBookRequest(tick_size=0.01))
+        await insert(client, 1, SELL, 10.0, 5, "alice")
+        owner = Owner()
+        feed = feed_for(port, owner)
+        feed.start()
+        await owner.reset_event.wait()
+        await client.call(pb.AmendOrderRequest(order_book_id=1, order_id=1, quantity=3))
+        await client.call(pb.AmendOrderRequest(order_book_id=1, order_id=1, quantity=3, price=10.5))
+        await client.call(
+            pb.InsertOrderRequest(
+                order_book_id=1,
+                side=common_pb2.BUY,
+                price=10.5,
+                quantity=4,
+                on_behalf_of_username="bob",
+                time_in_force=common_pb2.IMMEDIATE_OR_CANCEL,
+            )
+        )
+        await feed.barrier()
+        amended, replaced, replacement, ioc, trade, rest = owner.changes
+        assert isinstance(amended, OrderAmended)
+        assert (amended.order_id, amended.quantity, amended.previous_quantity) == (1, 3, 5)
+        assert isinstance(replaced, OrderCancelled) and replaced.reason == common_pb2.CANCEL_REPLACED
+        assert isinstance(replacement, OrderInserted) and replacement.replaces_order_id == 1
+        assert isinstance(ioc, OrderInserted) and ioc.cancels_remainder and not ioc.consistent
+        assert ioc.time_in_force == common_pb2.IMMEDIATE_OR_CANCEL
+        assert isinstance(trade, TradeApplied) and not trade.consistent  # the IOC's rest of 1 still there
+        assert isinstance(rest, OrderCancelled) and rest.reason == common_pb2.CANCEL_IMMEDIATE_OR_CANCEL
+        assert rest.consistent and rest.quantity == 1 and len(feed.mirror) == 0
         await feed.stop()
         client.close()
         await stop_order_book(component)
