@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from optivex.client import AsyncClient
 from optivex.engine import BUY, SELL, Exchange
 from optivex.feed.events import apply_event, load_event
-from optivex.feed.mirror import BookMirror
+from optivex.feed.mirror import BookMirror, TradeApplied
 from optivex.orderbook.replay import ReplaySnapshots
 from optivex.proto import common_pb2
 from optivex.proto import order_book_pb2 as pb
@@ -45,11 +45,13 @@ def test_an_amend_during_a_replay_hands_out_the_quantity_at_login() -> None:
 
 
 async def drain(client: AsyncClient) -> list[Message]:
-    """Every event the order book sent `client` before now (a barrier on its connection)."""
-    await client.call(pb.BarrierRequest())
+    """Every event the order book sent `client` before now (a barrier on its connection), read as they
+    come (a client that stopped reading its events would stop reading the barrier's response too)."""
+    client.send(pb.BarrierRequest())
     events = []
-    while not client.messages.empty():
-        events.append(client.messages.get_nowait())
+    while not isinstance(message := await client.receive(5), pb.BarrierResponse):
+        if not isinstance(message, common_pb2.LoginResponse):
+            events.append(message)
     return events
 
 
@@ -232,8 +234,79 @@ def test_random_mixes_rebuild_the_books_on_every_kind_of_connection(tmp_path: Pa
                 client.close()
         assert all(answered[name, True] and answered[name, False] for name, _ in answered), answered
         component.exchange.check_integrity()
+        # The tape (TradesRequest) holds every trade of the inserts, places and amends, as told.
+        told = [c for c in owner.changes if isinstance(c, TradeApplied)]
+        for book_id in (1, 2):
+            tape: list[tuple[int, ...]] = []
+            before = 0
+            while True:
+                page = await requester.call(
+                    pb.TradesRequest(order_book_id=book_id, before_trade_id=before), expect=pb.TradesResponse
+                )
+                tape[:0] = [(t.trade_id, t.buy_order_id, t.sell_order_id, t.quantity) for t in page.trades]
+                if not page.more:
+                    break
+                before = page.trades[0].trade_id
+            trades = [
+                (t.trade_id, t.buy_order_id, t.sell_order_id, t.quantity)
+                for t in told
+                if t.book_id == book_id
+            ]
+            assert tape == trades and len(tape) > 20
         await feed.stop()
         requester.close()
         await stop_order_book(component)
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_an_amend_while_a_login_replay_streams_is_seen_once(tmp_path: Path) -> None:
+    """A login replay of thousands of orders streams a slice at a time; an amend that kept priority
+    meanwhile: the replay still shows the quantity at login, and the OnOrderAmended (or the contract
+    form) after it takes it to the new one. Both kinds of connection end with the engine's book."""
+
+    async def scenario() -> None:
+        component, port = await start_order_book(tmp_path)
+        requester = await AsyncClient.connect("127.0.0.1", port, "order_book")
+        await requester.call(pb.CreateOrderBookRequest(tick_size=0.01))
+        orders = 5000
+        sell = common_pb2.SELL
+        await asyncio.gather(
+            *(  # the last one is the last of the replay (the worst ask, the newest)
+                requester.request(
+                    pb.InsertOrderRequest(
+                        order_book_id=1,
+                        side=sell,
+                        price=20.0 + (i // 100) / 100,
+                        quantity=5,
+                        on_behalf_of_username="a",
+                    )
+                )
+                for i in range(orders)
+            )
+        )
+        followers = []
+        for extension_events in (False, True):
+            client = await AsyncClient.connect("127.0.0.1", port, "order_book")
+            client.send(common_pb2.LoginRequest(username="late", extension_events=extension_events))
+            followers.append(client)
+        response = await requester.call(
+            pb.AmendOrderRequest(order_book_id=1, order_id=orders, quantity=2), expect=pb.AmendOrderResponse
+        )
+        assert response.priority_kept
+        for client in followers:
+            mirror = BookMirror()
+            events = await drain(client)
+            replayed = [e for e in events if isinstance(e, pb.OnOrderInserted) and e.order_id == orders]
+            assert [e.quantity for e in replayed][:1] == [5]  # the replay: the quantity at login
+            assert len(events) > orders  # the amend came after the replay's last order
+            for event in events:
+                load_event(mirror, event)
+            order = mirror.order(orders)
+            assert order is not None and order.remaining == 2
+            assert resting(mirror) == engine_resting(component.exchange)
+            client.close()
+        requester.close()
+        await stop_order_book(component)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
