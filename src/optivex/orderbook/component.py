@@ -131,7 +131,7 @@ class OrderBookComponent(Component):
         if len(request.on_behalf_of_username) > MAX_USERNAME:
             reply.error(USERNAME_TOO_LONG)
             return
-        if request.time_in_force or request.self_trade_prevention:
+        if request.time_in_force or request.self_trade_prevention:  # the extensions: off the fast path
             self._place(reply, request, timestamp)
             return
         try:
@@ -534,6 +534,7 @@ class OrderBookComponent(Component):
             self._extension_events.discard(conn)
 
     def on_disconnect(self, conn: Connection) -> None:
+        """Forget the connection's extension_events flag."""
         self._extension_events.discard(conn)
 
     def on_login(self, conn: Connection) -> None:
