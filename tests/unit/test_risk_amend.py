@@ -542,3 +542,16 @@ def test_amend_amounts_beyond_64_bits_stay_exact() -> None:
     limit = 2**90
     assert isinstance(engine.check_insert("alice", BOOK, SYMBOL, limit - accepted + 1, 1, 2.0), Rejection)
     assert isinstance(engine.check_insert("alice", BOOK, SYMBOL, limit - accepted, 1, 2.0), Reservation)
+
+
+def test_accepted_shows_what_the_rolling_checks_see() -> None:
+    engine = RiskEngine()
+    trader = Trader(engine)
+    assert engine.accepted("alice", SYMBOL, 0.0) == (0, 0)
+    order = trader.rest(10, now=0.0)
+    assert engine.accepted("alice", SYMBOL, 0.0) == (0, 0)  # no rolling limit applies
+    engine.set_instrument_limits("alice", SYMBOL, InstrumentLimits(order_quantity=Rolling(100, 2.0)))
+    trader.replace(order, 2 * ONE, 5, now=1.0)
+    assert engine.accepted("alice", SYMBOL, 1.5) == (15, 0)
+    assert engine.accepted("alice", SYMBOL, 2.0) == (5, 0)  # the first entry's age is the window
+    assert engine.accepted("alice", SYMBOL, 3.0) == (0, 0)

@@ -120,6 +120,15 @@ class Model:
                 amount += entry.amount
         return quantity, amount
 
+    def rolling(self, user: str, symbol: str, now: float) -> tuple[int, int]:
+        """What the rolling checks see now: accepted quantity and amount within the windows that apply."""
+        limits = self.instrument_limits.get((user, symbol), InstrumentLimits())
+        figures = []
+        for index, rolling in enumerate((limits.order_quantity, limits.order_amount)):
+            window = rolling.window if rolling is not None and rolling.limit > 0 else 0.0
+            figures.append(self._accepted(user, symbol, now, window)[index])
+        return figures[0], figures[1]
+
     def check_insert(
         self, user: str, symbol: str, price: int, quantity: int, now: float, old: Order | None = None
     ) -> str | None:
@@ -531,6 +540,10 @@ class Run:
             assert self.engine.outstanding(user) == self.model.outstanding(user)
             for book in BOOKS.values():
                 assert self.engine.outstanding(user, book) == self.model.outstanding(user, book)
+            for symbol in BOOKS:
+                assert self.engine.accepted(user, symbol, self.now) == self.model.rolling(
+                    user, symbol, self.now
+                )
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

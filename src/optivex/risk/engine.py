@@ -619,6 +619,18 @@ class RiskEngine:
         book = self._books.get((user, book_id))
         return (0, 0) if book is None else (book.quantity, book.amount)
 
+    def accepted(self, user: str, symbol: str, now: float) -> tuple[int, int]:
+        """(quantity, amount) the user's orders accepted in ``symbol`` within the instrument's current
+        rolling windows at ``now``, as the rolling checks see them ((0, 0) where no rolling limit applies)."""
+        instrument = self._instruments.get((user, symbol))
+        if instrument is None:
+            return 0, 0
+        history = self._history
+        return (
+            instrument.quantities.advance(now, instrument.quantity_window, history),
+            instrument.amounts.advance(now, instrument.amount_window, history),
+        )
+
     # -- internals ------------------------------------------------------------------------
 
     def _user(self, user: str) -> _User:
