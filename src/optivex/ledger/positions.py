@@ -113,8 +113,13 @@ class Ledger:
         A self-trade (buyer == seller) is two fills of that user, the buy first.
         """
         self._last[symbol] = price
-        self._figures(buyer, symbol).fill(True, price, quantity)
-        self._figures(seller, symbol).fill(False, price, quantity)
+        users = self._users
+        books = users.get(buyer)
+        figures = None if books is None else books.get(symbol)
+        (figures or self._figures(buyer, symbol)).fill(True, price, quantity)
+        books = users.get(seller)
+        figures = None if books is None else books.get(symbol)
+        (figures or self._figures(seller, symbol)).fill(False, price, quantity)
 
     def position(self, user: str, symbol: str) -> PositionFigures | None:
         """The user's figures on ``symbol``; None if it has no fill there today."""
