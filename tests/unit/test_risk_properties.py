@@ -433,9 +433,6 @@ class Run:
             event("amend replaced")
             if flight.keeps:
                 event("amend checked as keeping, replaced after all")
-                # Checked as keeping priority, replaced after all: the whole new order counts as of the check.
-                flight.entry.quantity = flight.quantity
-                flight.entry.amount = flight.price * flight.quantity
         self.frozen[flight.replaces] = flight
         return True
 
@@ -508,10 +505,18 @@ class Run:
         the feed (shown already; or none: a kept priority, or the replacement of an amend checked as
         keeping priority, which reserved nothing); otherwise it counts until the feed shows the order."""
         self.engine.placed(flight.reservation, flight.order_id)
+        self.late_count(flight)
         if flight.added:
             self.model.flights.remove(flight)
             flight.added = False
         # A keeping flight stays listed (reserving nothing) until the feed shows its events.
+
+    def late_count(self, flight: Flight) -> None:
+        """An amend checked as keeping priority that the order book replaced: once the response tells,
+        its whole new order counts in the rolling windows, as of the check."""
+        if flight.keeps and flight.outcome == "replaced":
+            flight.entry.quantity = flight.quantity
+            flight.entry.amount = flight.price * flight.quantity
 
     def reset(self, op: Reset) -> None:
         """The feed reconnects: the fresh mirror has every order the order book has."""
@@ -533,6 +538,7 @@ class Run:
         engine.reset((o.user, o.book, o.price, o.remaining) for o in model.orders.values())
         for flight in settle:
             engine.settled(flight.reservation, flight.order_id)
+            self.late_count(flight)
             model.flights.remove(flight)
 
     def check_outstanding(self) -> None:

@@ -431,8 +431,9 @@ class RiskEngine:
         response.order_id)`` or ``release(reservation)`` as for an insert: the response's order id
         tells whether the order book kept priority. Should it replace an order checked as keeping
         priority (a fill the mirror had not shown yet), the new quantity and amount count in the
-        rolling windows from the time of the check; should it keep the priority of one checked as
-        replaced, the reservation and its rolling entries are dropped.
+        rolling windows from the response on, as entries made at the time of the check; should it
+        keep the priority of one checked as replaced, the reservation and its rolling entries are
+        dropped.
         """
         keeps = new_price == old_price and 0 < new_quantity < old_remaining
         if keeps_priority != keeps:
