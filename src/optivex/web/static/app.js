@@ -114,6 +114,7 @@ function syncRows(tbody, rows) {
     for (const [key, value] of Object.entries(row.data || {})) tr.dataset[key] = value;
     row.cells.forEach(([cls, text, bar], j) => {
       const td = tr.cells[j];
+      if (td.className !== cls) td.className = cls;
       if (bar === undefined) {
         if (td.textContent !== text) td.textContent = text;
         return;
