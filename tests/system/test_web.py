@@ -38,6 +38,7 @@ from optivex.deploy import ComponentSpec, Deployment, default_deployment_path, l
 from optivex.proto import admin_pb2, common_pb2
 from optivex.proto import execution_pb2 as ex
 from optivex.proto import order_book_pb2 as ob
+from optivex.web.deploy import web_component
 
 from ..unit.test_web_market import Page
 from .helpers import BUY, SELL, Exchange, SyncClient
@@ -52,21 +53,7 @@ DeployComponents = Callable[[Iterable[ComponentSpec], Collection[str]], Deployme
 
 def web_spec(**config: Any) -> ComponentSpec:
     """The web component as a deployment entry (the runner rewrites its addresses and paths)."""
-    return ComponentSpec(
-        name="web",
-        package_name="optivex-web",
-        protocols=(),
-        auth_required=True,
-        config={
-            "logLevel": "INFO",
-            "logDirectory": "logs",
-            "listenOn": {"host": "127.0.0.1", "port": 0},
-            "connectTo": {"info": {"host": "127.0.0.1", "port": 0}},
-            "login": {"username": WEB_USER},
-            "dataFilePath": "users.json",
-            **config,
-        },
-    )
+    return web_component(WEB_USER, 0, **config)
 
 
 def start_with_web(

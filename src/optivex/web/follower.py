@@ -99,7 +99,9 @@ class InfoFollower:
                     self.log.warning("cannot reach info at %s:%d (%s); retrying", self.host, self.port, exc)
                     down_logged = True
             except RequestFailed as exc:  # a refused login: the operator's to fix; keep trying slowly
-                self.log.error("info refused the login of %r: %s", self.username, exc)
+                if not down_logged:
+                    self.log.error("info refused the login of %r: %s; retrying", self.username, exc)
+                    down_logged = True
                 delay = RETRY_MAX
             finally:
                 self._client = None
