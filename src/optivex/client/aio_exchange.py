@@ -95,7 +95,7 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
             client = link.client
             if client is not None:
                 client.close()
-                await client.closed
+                await asyncio.wait((client.closed,))
                 link.client = None
             link.lost = link.lost or "closed by the client"
         for task in getattr(self, "_watchers", {}).values():
@@ -376,7 +376,7 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
         while not self.closed:
             client = link.client
             if client is not None:
-                await client.closed
+                await asyncio.wait((client.closed,))  # not `await client.closed`: a cancel would cancel it
                 if self.closed:
                     return
                 try:

@@ -132,12 +132,14 @@ class ExchangeBase(Generic[C]):
 
     @property
     def connected(self) -> bool:
-        """Every connection is up and logged in."""
-        return not self.closed and all(link.client is not None for link in self._links.values())
+        """Every connection is up, logged in and (after a loss) restored: subscribed again."""
+        return not self.closed and all(
+            link.client is not None and not link.lost for link in self._links.values()
+        )
 
     def lost_connections(self) -> dict[ComponentName, str]:
-        """The connections that are down now, and why."""
-        return {name: link.lost for name, link in self._links.items() if link.client is None}
+        """The connections that are down (or not yet restored) now, and why."""
+        return {name: link.lost for name, link in self._links.items() if link.client is None or link.lost}
 
     def _apply(self, name: ComponentName, message: Message) -> None:
         """Apply one event of a component to the state; what it changed goes to the outbox."""
