@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 
 from optivex.feed.mirror import BUY, SELL, BookMirror, Instrument
 from optivex.gateway.component import (
+    SAME_FIELDS,
     amend_error,
     cancel_error,
     instrument_limits,
@@ -312,3 +313,20 @@ def test_open_orders_and_positions_responses() -> None:
     (untraded,) = positions_response(2, ledger, "carol", mirror.book_by_symbol("ABC")).positions
     assert untraded == ex.Position(instrument_symbol="ABC", last_trade_price=0.2)
     assert too_large(everything) is None
+
+
+@pytest.mark.parametrize(("book_response", "gateway_response"), SAME_FIELDS)
+def test_forwarded_responses_have_the_same_fields(
+    book_response: type[Message], gateway_response: type[Message]
+) -> None:
+    """The gateway answers inserts and amends with the order book's encoding: every field of either
+    message has the same number, type and cardinality in the other."""
+
+    def fields(cls: type[Message]) -> dict[int, tuple[str, int, bool]]:
+        return {f.number: (f.name, f.type, f.is_repeated) for f in cls.DESCRIPTOR.fields}
+
+    assert fields(book_response) == fields(gateway_response)
+    full = book_response(
+        request_id=1, order_id=2, timestamp=3, trade_ids=[4, 5], traded_quantity=6, resting_quantity=7
+    )
+    assert gateway_response.FromString(full.SerializeToString()).trade_ids == [4, 5]  # type: ignore[attr-defined]
