@@ -24,7 +24,11 @@ Which rule each test covers:
 - inserts decided after the feed's barrier (a symbol just created) keep their time in force and the
   user's self-trade prevention: `test_extensions_on_an_instrument_just_created`;
 - a new day (the order book restarted) forgets positions and the ids cancel-on-disconnect collected
-  (today's order with yesterday's id stays): `test_a_new_day_forgets_positions_and_cancel_on_disconnect_ids`.
+  (today's order with yesterday's id stays): `test_a_new_day_forgets_positions_and_cancel_on_disconnect_ids`;
+- amends sent straight to the order book are reported too (the replaced order's new id named):
+  `test_amends_straight_on_the_order_book_are_reported`;
+- amends and mass cancels count for the message rate, queries and settings do not:
+  `test_extensions_and_the_message_rate`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from google.protobuf.message import Message
 from optivex.proto import common_pb2
 from optivex.proto import execution_pb2 as ex
 from optivex.proto import order_book_pb2 as ob
+from optivex.proto import risk_limits_pb2 as rl
 
 from .helpers import BUY, SELL, Exchange, SyncClient, insert
 from .test_execution import events, watcher, withdraw
@@ -475,3 +480,52 @@ def test_a_new_day_forgets_positions_and_cancel_on_disconnect_ids(gateway: Excha
     assert (gone.order_id, gone.reason) == (mine, common_pb2.CANCEL_DISCONNECT)
     assert events(watch) == []  # the one CancelOrdersRequest cancelled nothing else
     assert [o[0] for o in open_orders(staying)] == todays
+
+
+def test_amends_straight_on_the_order_book_are_reported(gateway: Exchange) -> None:
+    """An amend the gateway did not send (its response unseen): the replaced order's cancel report
+    still names the new id, just before the new order's OnOrderAmended."""
+    book = gateway.create_instrument("ABC")
+    alice = gateway.gateway("alice")
+    subscribe_reports(alice)
+    order_id = ok(place(alice, "ABC", BUY, 10.00, 5)).order_id
+    direct = gateway.order_book()
+    kept = direct.request(
+        ob.AmendOrderRequest(
+            order_book_id=book, order_id=order_id, quantity=4, on_behalf_of_username="alice"
+        ),
+        expect=ob.AmendOrderResponse,
+    )
+    assert kept.error_message == "" and kept.priority_kept
+    replaced = direct.request(
+        ob.AmendOrderRequest(order_book_id=book, order_id=order_id, price=10.5, quantity=4),
+        expect=ob.AmendOrderResponse,
+    )
+    assert replaced.error_message == "" and not replaced.priority_kept
+    assert shown(report_barrier(alice)) == [
+        ("amended", order_id, "ABC", 10.00, 4, True, order_id),
+        cancelled(order_id, 4, common_pb2.CANCEL_REPLACED, replaced.order_id),
+        ("amended", replaced.order_id, "ABC", 10.50, 4, False, order_id),
+    ]
+
+
+def test_extensions_and_the_message_rate(gateway: Exchange) -> None:
+    """Amends and mass cancels count as execution requests; queries, subscriptions and settings do not."""
+    gateway.create_instrument("ABC")
+    alice = gateway.gateway("alice")
+    ok(set_user(alice, message_rate_rolling_limit=rl.RollingWindowLimit(limit=3, window_in_seconds=600)))
+    order_id = ok(place(alice, "ABC", BUY, 10.00, 5)).order_id
+    ok(amend(alice, "ABC", order_id, 4))
+    for _ in range(3):
+        open_orders(alice)
+        positions(alice)
+        ok(set_stp(alice, RESTING))
+    subscribe_reports(alice)
+    ok(alice.request(ex.EnableCancelOnDisconnectRequest(), expect=ex.EnableCancelOnDisconnectResponse))
+    assert ok(cancel_all(alice)).cancelled_count == 1
+    for refused in (
+        place(alice, "ABC", BUY, 10.00, 1),
+        amend(alice, "ABC", order_id, 3),
+        cancel_all(alice, "ABC"),
+    ):
+        assert "risk limit message_rate_rolling_limit breached" in refused.error_message, refused

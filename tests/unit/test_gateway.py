@@ -35,6 +35,7 @@ from optivex.proto import execution_pb2 as ex
 from optivex.proto import risk_limits_pb2 as rl
 from optivex.protocols import protocol_for
 from optivex.risk.limits import InstrumentLimits, Rolling, UserLimits
+from optivex.wire import MAX_FRAME_LENGTH
 
 
 def test_user_limits_round_trip() -> None:
@@ -330,3 +331,15 @@ def test_forwarded_responses_have_the_same_fields(
         request_id=1, order_id=2, timestamp=3, trade_ids=[4, 5], traded_quantity=6, resting_quantity=7
     )
     assert gateway_response.FromString(full.SerializeToString()).trade_ids == [4, 5]  # type: ignore[attr-defined]
+
+
+def test_an_answer_too_large_for_a_frame_is_an_error() -> None:
+    mirror = BookMirror()
+    mirror.apply_book_created(1, 1, 0, Instrument("A" * 32))
+    for order_id in range(1, 40_001):
+        mirror.load_order(order_id, 1, BUY, 2**40 + order_id, 2**30, "alice", 2**62)
+    response = open_orders_response(1, mirror, "alice", None)
+    assert response.ByteSize() > MAX_FRAME_LENGTH
+    assert "does not fit in one frame" in (too_large(response) or "")
+    small = open_orders_response(1, mirror, "bob", None)
+    assert too_large(small) is None
