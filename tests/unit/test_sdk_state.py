@@ -13,6 +13,7 @@ from optivex.client import (
     CancelReason,
     ExchangeUnavailable,
     Fill,
+    Instrument,
     NotLoggedIn,
     OrderCancelled,
     OrderRejected,
@@ -231,3 +232,16 @@ def test_pnl_is_position_times_valuation_plus_cash_in_exact_units() -> None:
     with pytest.raises(ValueError):
         core.valuations_units({"ABC": math.inf})
     assert positions[1].value_units() == 0 and positions[1].cash == 70.7
+
+
+def test_prices_go_on_the_instruments_tick() -> None:
+    instrument = Instrument("ABC", tick_units=500, order_book_id=1, created_timestamp=0)
+    assert [instrument.to_tick(10.02), instrument.to_tick(10.03), instrument.to_tick(10.025)] == [
+        10.0,
+        10.05,
+        10.0,
+    ]
+    assert (instrument.to_tick(10.01, Side.BUY), instrument.to_tick(10.01, Side.SELL)) == (10.0, 10.05)
+    assert instrument.to_tick(10.05, Side.SELL) == instrument.to_tick(10.05, Side.BUY) == 10.05
+    with pytest.raises(ValueError):
+        instrument.to_tick(math.nan)

@@ -25,7 +25,13 @@ from google.protobuf.message import Message
 from optivex.client import state as core
 from optivex.client.aio import AsyncClient
 from optivex.client.base import ExchangeBase, Link
-from optivex.client.errors import ConnectionLost, ExchangeTimeout, LoginRefused, OptivexError
+from optivex.client.errors import (
+    ConnectionLost,
+    ExchangeTimeout,
+    LoginRefused,
+    OptivexError,
+    RequestRejected,
+)
 from optivex.client.model import (
     ComponentName,
     ConnectionEvent,
@@ -168,6 +174,20 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
         return await self._run(
             core.create_instrument_call(symbol, tick_size, description, currency, multiplier)
         )
+
+    async def get_or_create_instrument(self, symbol: str, tick_size: float = 0.01) -> Instrument:
+        """The instrument of the day called `symbol`, created (with `tick_size`) if there is none yet;
+        when another client creates it at the same moment, that one."""
+        instrument = (await self.instruments()).get(symbol)
+        if instrument is not None:
+            return instrument
+        try:
+            return await self.create_instrument(symbol, tick_size)
+        except RequestRejected:
+            instrument = (await self.instruments()).get(symbol)
+            if instrument is None:
+                raise
+            return instrument
 
     async def list_instruments(self) -> list[Instrument]:
         """Every instrument of the day, in creation order (admin's list, every page)."""

@@ -24,7 +24,13 @@ from google.protobuf.message import Message
 
 from optivex.client import state as core
 from optivex.client.base import ExchangeBase, Link
-from optivex.client.errors import ConnectionLost, ExchangeTimeout, LoginRefused, OptivexError
+from optivex.client.errors import (
+    ConnectionLost,
+    ExchangeTimeout,
+    LoginRefused,
+    OptivexError,
+    RequestRejected,
+)
 from optivex.client.model import (
     ComponentName,
     ConnectionEvent,
@@ -164,6 +170,20 @@ class Exchange(ExchangeBase[SyncClient]):
     ) -> Instrument:
         """Create an instrument and its order book (admin); RequestRejected if the symbol is taken."""
         return self._run(core.create_instrument_call(symbol, tick_size, description, currency, multiplier))
+
+    def get_or_create_instrument(self, symbol: str, tick_size: float = 0.01) -> Instrument:
+        """The instrument of the day called `symbol`, created (with `tick_size`) if there is none yet;
+        when another client creates it at the same moment, that one."""
+        instrument = (self.instruments()).get(symbol)
+        if instrument is not None:
+            return instrument
+        try:
+            return self.create_instrument(symbol, tick_size)
+        except RequestRejected:
+            instrument = (self.instruments()).get(symbol)
+            if instrument is None:
+                raise
+            return instrument
 
     def list_instruments(self) -> list[Instrument]:
         """Every instrument of the day, in creation order (admin's list, every page)."""

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-from optivex.units import units_to_price
+from optivex.units import price_to_units, units_to_price
 
 
 class Side(enum.IntEnum):
@@ -68,6 +68,20 @@ class Instrument:
     @property
     def tick_size(self) -> float:
         return units_to_price(self.tick_units)
+
+    def to_tick(self, price: float, side: Side | None = None) -> float:
+        """`price` on this instrument's tick: down for a BUY (never pay more), up for a SELL, to the
+        nearest tick for None (ties down). Computed in units (ValueError if not a finite price)."""
+        units = price_to_units(price)
+        if units is None:
+            raise ValueError(f"price {price!r} is not a finite price")
+        tick = self.tick_units
+        down = units - units % tick
+        if units == down or side == Side.BUY:
+            return units_to_price(down)
+        if side == Side.SELL or units - down > tick // 2:
+            return units_to_price(down + tick)
+        return units_to_price(down)
 
 
 @dataclass(frozen=True, slots=True)
