@@ -15,7 +15,9 @@ and waits for what it expects to be shown; a deadline only bounds the wait.
 - browsers beyond maxBrowsers are refused (503): `test_browsers_beyond_the_bound_are_refused`;
 - info's restart: the stream says so, then follows the new info:
   `test_the_stream_follows_info_across_its_restart`;
-- the order book's new day: yesterday's instruments leave the page: `test_a_new_day_at_the_order_book`.
+- the order book's new day: yesterday's instruments leave the page: `test_a_new_day_at_the_order_book`;
+- SIGTERM stops it at once (status 0) even while a browser that does not read holds full buffers:
+  `test_it_stops_at_once_with_a_browser_that_does_not_read`.
 """
 
 from __future__ import annotations
@@ -435,5 +437,24 @@ def test_a_new_day_at_the_order_book(deploy_components: DeployComponents) -> Non
             ),
             "the new day's ABC alone",
         )
+
+    run(body)
+
+
+def test_it_stops_at_once_with_a_browser_that_does_not_read(deploy_components: DeployComponents) -> None:
+    exchange = start_with_web(deploy_components, browserTimeoutSeconds=60)
+    books = [exchange.create_instrument(f"S{n}") for n in range(10)]
+
+    async def body(session: aiohttp.ClientSession) -> None:
+        stream = await open_stream(session, exchange)
+        hostile = await asyncio.to_thread(hostile_browser, exchange)
+        try:
+            move_books(exchange, books, 1.0, threading.Event())  # its buffers fill while it does not read
+            await stream.until(lambda p: len(p.instruments) == len(books), "every instrument")
+            code = await asyncio.to_thread(exchange.deployment.stop_component, "web")
+            assert code == 0, exchange.deployment.component("web").tail()
+            assert not exchange.deployment.component("web").killed
+        finally:
+            hostile.close()
 
     run(body)

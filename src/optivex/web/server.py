@@ -7,7 +7,8 @@ one snapshot message, for scripts and curl).
 
 Bounds, so that hostile browsers are normal browsers:
 
-- at most `max_browsers` WebSockets at once; more are refused with 503;
+- at most `max_browsers` WebSockets at once (handshakes in progress
+  included); more are refused with 503, logged once per 10 s with a count;
 - each browser gets at most one message per ``UPDATE_INTERVAL`` (0.1 s:
   10 a second), holding the latest state of everything that changed since
   its last one, however fast the books move; a quiet period is ended at
@@ -16,10 +17,10 @@ Bounds, so that hostile browsers are normal browsers:
   one message being written: a browser that does not read stalls nobody
   else; one that does not answer a ping within half of `browser_timeout`
   (a ping goes after `browser_timeout` seconds without a word from it) or
-  whose update is not taken within `browser_timeout` is dropped, and so is
-  one with more than
-  ``MAX_UNSENT_BYTES`` unsent; the kernel's send buffer of its socket is
-  capped at ``SEND_BUFFER_BYTES``;
+  whose update is not taken within `browser_timeout` is dropped (its
+  connection aborted), and so is one with more than ``MAX_UNSENT_BYTES``
+  unsent; the kernel's send buffer of its socket is capped at
+  ``SEND_BUFFER_BYTES``;
 - what a browser sends is ignored (a message above ``MAX_RECEIVED_BYTES``
   closes its connection).
 """
@@ -43,6 +44,8 @@ MAX_UNSENT_BYTES = 1 << 20
 SEND_BUFFER_BYTES = 256 * 1024
 """SO_SNDBUF of each WebSocket's socket: what the kernel holds for a browser that does not read."""
 MAX_RECEIVED_BYTES = 4096
+REFUSALS_LOGGED_EVERY = 10.0
+"""Seconds between two log lines about browsers refused beyond max_browsers."""
 STATIC_TYPES = {
     ".html": "text/html",
     ".js": "text/javascript",
@@ -82,8 +85,9 @@ class WebServer:
         self.max_browsers = max_browsers
         self.browser_timeout = browser_timeout
         self.browsers: set[web.WebSocketResponse] = set()
-        self.dropped = 0
-        """Browsers dropped for not reading (for the log and tests)."""
+        """The WebSockets served (from before their handshake: the bound counts those in progress)."""
+        self._refused = 0
+        self._refused_logged_at = -REFUSALS_LOGGED_EVERY
         self._static = load_static()
         self._change: asyncio.Future[None] | None = None
         self.app = web.Application(handler_args={"max_field_size": 8190, "max_line_size": 8190})
@@ -124,19 +128,23 @@ class WebServer:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         if len(self.browsers) >= self.max_browsers:
-            self.log.warning("refused a browser from %s: %d already", request.remote, self.max_browsers)
+            self._refuse(request)
             return web.Response(status=503, text=f"too many browsers (at most {self.max_browsers} at once)\n")
         ws = web.WebSocketResponse(
             heartbeat=self.browser_timeout,  # aiohttp waits half of it for the pong
             max_msg_size=MAX_RECEIVED_BYTES,
             compress=False,
         )
-        await ws.prepare(request)
+        self.browsers.add(ws)  # before the handshake's await: concurrent ones count against the bound
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self.browsers.discard(ws)
+            raise
         sock = request.transport.get_extra_info("socket") if request.transport is not None else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        self.browsers.add(ws)
         remote = request.remote
         self.log.info("browser %s connected (%d now)", remote, len(self.browsers))
         sender = asyncio.get_running_loop().create_task(self._send_updates(ws, request))
@@ -160,7 +168,6 @@ class WebServer:
             if transport is not None and (why is not None or transport.get_write_buffer_size()):
                 transport.abort()  # a close would wait for a peer that does not read
             if why is not None:
-                self.dropped += 1
                 self.log.warning("dropped browser %s: %s (%d now)", remote, why, len(self.browsers))
             else:
                 gone = f" ({failure})" if failure is not None else ""
@@ -171,6 +178,13 @@ class WebServer:
         """One browser's sender: the market's diff for it, at most once per UPDATE_INTERVAL.
 
         Returns why the browser must be dropped, having aborted its connection (None: it closed)."""
+        try:
+            return await self._send_loop(ws, request)
+        except Exception:  # a bug: the browser would stay connected without updates
+            self.log.exception("the sender of browser %s failed", request.remote)
+            return self._drop(request, "its sender failed")
+
+    async def _send_loop(self, ws: web.WebSocketResponse, request: web.Request) -> str | None:
         loop = asyncio.get_running_loop()
         viewer = Viewer()
         market = self.market
@@ -197,7 +211,25 @@ class WebServer:
             request.transport.abort()  # a close handshake could wait on the same full buffers
         return why
 
+    def _refuse(self, request: web.Request) -> None:
+        """Count a refused browser; logged at most once per REFUSALS_LOGGED_EVERY seconds, with the count."""
+        self._refused += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._refused_logged_at >= REFUSALS_LOGGED_EVERY:
+            self._refused_logged_at = now
+            self.log.warning(
+                "refused a browser from %s: %d served already (maxBrowsers); %d refused so far",
+                request.remote,
+                self.max_browsers,
+                self._refused,
+            )
+
     async def _close_browsers(self, app: web.Application) -> None:
-        for ws in list(self.browsers):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code=1001, message=b"server stopping"), 1.0)
+        """Stopping: every browser told so at once, for at most a second in all."""
+        closes = [
+            asyncio.ensure_future(ws.close(code=1001, message=b"server stopping"))
+            for ws in self.browsers
+            if ws.prepared
+        ]
+        if closes:
+            await asyncio.wait(closes, timeout=1.0)
