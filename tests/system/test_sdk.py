@@ -2,8 +2,9 @@
 
 Which behaviour each test covers:
 
-- one call connects and logs in to info, the gateway and admin; create, list, insert, cancel; the
-  SDK's book equals info's own (a fresh subscription's snapshot) after each change:
+- one call connects and logs in to info, the gateway and admin; create, list (an instrument another
+  client created is listed as soon as it was confirmed), insert, cancel; the SDK's book equals
+  info's own (a fresh subscription's snapshot) after each change:
   `test_connect_create_insert_cancel_and_the_book_is_infos`;
 - a trade is seen by polling and by callback (public trades, private fills, execution reports),
   positions, cash and PnL at the last trade and at given valuations: `test_a_trade_by_polling_and_callback`;
@@ -114,6 +115,9 @@ def test_connect_create_insert_cancel_and_the_book_is_infos(
     assert (created.symbol, created.tick_units, created.order_book_id) == ("ABC", 500, 1)
     assert alice.instruments()["ABC"] == created
     assert [i.symbol for i in alice.list_instruments()] == ["ABC"]
+    connect("bob").create_instrument("DEF", 0.01)
+    assert "DEF" in alice.instruments()  # info's barrier: any confirmed creation is in, at once
+    assert [i.symbol for i in alice.list_instruments()] == ["ABC", "DEF"]
     books: list[PriceBook] = []
     alice.on_book = books.append
     snapshot = alice.subscribe("ABC")

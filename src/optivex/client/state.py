@@ -50,8 +50,6 @@ from optivex.units import amount_to_units, price_to_units, units_to_price
 
 DEFAULT_MAX_BUFFERED = 100_000
 """Trades per instrument, and fills, kept until polled; beyond, the oldest go (counted in `dropped`)."""
-BARRIER_USER = "optivex sdk barrier (no such user)"
-"""A username in no user file, for `barrier_call`."""
 BACKFILL_TRADES = 1000
 """Trades asked of info after a reconnection, to fill the gap (the most info answers at once)."""
 
@@ -502,11 +500,13 @@ def instrument_limits_call(
     return Call("gateway", request, risk_limits_pb2.SetInstrumentRiskLimitsResponse, what, _none)
 
 
-def barrier_call() -> Call[common_pb2.LoginResponse, None]:
-    """A request that changes nothing (a login that must be refused, on a logged-in connection): its
-    answer comes after everything the component sent before it. Its error is the point: ignored."""
-    request = common_pb2.LoginRequest(username=BARRIER_USER, password=BARRIER_USER)
-    return Call("info", request, common_pb2.LoginResponse, "barrier", _none)
+def barrier_call() -> Call[info_pb2.OrderBookSubscribeResponse, None]:
+    """Info's barrier: a subscription to the empty symbol, which no instrument has. Info answers a
+    subscription after its feed's barrier, having sent every instrument (and book) the order book had
+    reported before, so its (refused) answer comes after each one whose creation anyone was told of.
+    It changes nothing; its error is the point, and ignored."""
+    request = info_pb2.OrderBookSubscribeRequest(instrument_symbol="", subscription_type=info_pb2.TOP_OF_BOOK)
+    return Call("info", request, info_pb2.OrderBookSubscribeResponse, "barrier", _none)
 
 
 # state ----------------------------------------------------------------------------
