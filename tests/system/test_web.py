@@ -16,6 +16,8 @@ and waits for what it expects to be shown; a deadline only bounds the wait.
 - info's restart: the stream says so, then follows the new info:
   `test_the_stream_follows_info_across_its_restart`;
 - the order book's new day: yesterday's instruments leave the page: `test_a_new_day_at_the_order_book`;
+- while the order book is down, subscriptions are asked again; its new day takes the instruments it
+  no longer has off the page: `test_while_the_order_book_is_down`;
 - SIGTERM stops it at once (status 0) even while a browser that does not read holds full buffers:
   `test_it_stops_at_once_with_a_browser_that_does_not_read`.
 """
@@ -456,5 +458,49 @@ def test_it_stops_at_once_with_a_browser_that_does_not_read(deploy_components: D
             assert not exchange.deployment.component("web").killed
         finally:
             hostile.close()
+
+    run(body)
+
+
+def create_when_available(exchange: Exchange, symbol: str) -> None:
+    """Create an instrument, asking again while admin answers "unavailable" (its order book restarting)."""
+    admin = exchange.admin()
+    deadline = time.monotonic() + WEB_TIMEOUT
+    while True:
+        response = admin.request(
+            admin_pb2.CreateInstrumentRequest(
+                instrument=common_pb2.Instrument(symbol=symbol), tick_size=0.01
+            ),
+            expect=admin_pb2.CreateInstrumentResponse,
+        )
+        if not response.error_message:
+            return
+        assert "unavailable" in response.error_message and time.monotonic() < deadline, response
+        time.sleep(0.05)
+
+
+async def until_logged(exchange: Exchange, text: str) -> None:
+    deadline = time.monotonic() + WEB_TIMEOUT
+    while text not in web_log(exchange):
+        assert time.monotonic() < deadline, f"the web component never logged {text!r}:\n{web_log(exchange)}"
+        await asyncio.sleep(0.05)
+
+
+def test_while_the_order_book_is_down(deploy_components: DeployComponents) -> None:
+    """Subscriptions info cannot carry out are asked again; once the order book is back with a new day,
+    the instruments it no longer has leave the page."""
+    exchange = start_with_web(deploy_components, defer=("web",))
+    exchange.create_instrument("ABC")
+    exchange.deployment.stop_component("order_book")
+    exchange.deployment.start_component("web")
+
+    async def body(session: aiohttp.ClientSession) -> None:
+        stream = await open_stream(session, exchange)
+        await stream.until(lambda p: "ABC" in p.instruments, "ABC, which info still lists")
+        await until_logged(exchange, "cannot subscribe to 'ABC': order book unavailable")
+        await asyncio.to_thread(exchange.deployment.start_component, "order_book")
+        await stream.until(lambda p: "ABC" not in p.instruments, "ABC gone with the new day")
+        await asyncio.to_thread(create_when_available, exchange, "XYZ")
+        await stream.until(lambda p: set(p.instruments) == {"XYZ"}, "the new day's instrument")
 
     run(body)

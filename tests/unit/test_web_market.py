@@ -146,6 +146,21 @@ def test_a_reconnection_forgets_what_info_no_longer_has() -> None:
     assert set(page.instruments) == {"ABC"}
 
 
+def test_an_instrument_info_no_longer_knows_leaves_the_page() -> None:
+    market = Market()
+    market.listed(listing("ABC", 1))
+    market.listed(listing("XYZ", 2))
+    page, viewer = Page(), Viewer()
+    page.apply(market.update(viewer))
+    market.forget("ABC")
+    market.forget("NONE")
+    text = market.update(viewer)
+    assert text is not None and json.loads(text)["t"] == "s"
+    page.apply(text)
+    assert set(page.instruments) == {"XYZ"}
+    assert market.listed(listing("ABC", 3)) is Listed.NEW
+
+
 def test_a_new_day_forgets_every_instrument() -> None:
     market = Market()
     market.listed(listing("ABC", 1, created=1))

@@ -7,7 +7,10 @@ instruments info no longer has, and for each instrument subscribe to
 PRICE_DEPTH_BOOK (with the page's depth limit) and, once subscribed, ask
 for the trades it missed (TradesRequest): every trade is then in that
 answer, live, or both, and the market merges them by trade_id. Instruments
-created later are followed the same way as they are announced.
+created later are followed the same way as they are announced. A request
+that times out, or meets info's "order book unavailable", is asked again
+every 2 s on the same connection; one refused as "unknown instrument" (info
+no longer has it: a new day) takes the instrument off the page.
 
 When the connection is lost (info restarts) it connects again, after
 0.1 s, then doubling to at most 2 s while info stays away; the page shows
@@ -70,6 +73,8 @@ class InfoFollower:
         self._announced: set[str] | None = None
         """The symbols of this connection's login burst, until its barrier (then None)."""
         self._task: asyncio.Task[None] | None = None
+        self._failing: set[str] = set()
+        """Symbols whose last subscribe or trades request failed (and is asked again)."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -159,7 +164,9 @@ class InfoFollower:
         tick = tick_to_units(message.tick_size)
         symbol = message.instrument.symbol
         if tick is None:
-            self.log.warning("instrument %r has a tick size without units (%r); not shown", symbol, tick)
+            self.log.warning(
+                "instrument %r has a tick size without units (%r); not shown", symbol, message.tick_size
+            )
             return
         if self._announced is not None:
             self._announced.add(symbol)
@@ -184,23 +191,55 @@ class InfoFollower:
             client.request_callback(request, lambda result: self._subscribed(client, symbol, result))
 
     def _subscribed(self, client: AsyncClient, symbol: str, result: Any) -> None:
-        if isinstance(result, BaseException):
-            return  # the connection closed or timed out: the next session starts afresh
-        assert isinstance(result, pb.OrderBookSubscribeResponse)
-        if result.error_message:
-            self.log.warning("cannot subscribe to %r: %s", symbol, result.error_message)
+        if self._failed(client, symbol, result, "subscribe to", self._subscribe):
+            return
+        self._ask_trades(symbol)
+
+    def _ask_trades(self, symbol: str) -> None:
+        client = self._client
+        if client is None:
             return
         request = pb.TradesRequest(instrument_symbol=symbol, max_trades=self.market.trades_kept)
         with contextlib.suppress(ConnectionClosed):
-            client.request_callback(request, lambda answer: self._trades(symbol, answer))
+            client.request_callback(request, lambda answer: self._trades(client, symbol, answer))
 
-    def _trades(self, symbol: str, result: Any) -> None:
-        if isinstance(result, BaseException):
+    def _trades(self, client: AsyncClient, symbol: str, result: Any) -> None:
+        if self._failed(client, symbol, result, "load the trades of", self._ask_trades):
             return
         assert isinstance(result, pb.TradesResponse)
-        if result.error_message:
-            self.log.warning("cannot load the trades of %r: %s", symbol, result.error_message)
-            return
         trades = [t for t in map(trade_of, result.trades) if t is not None]
         self.market.trades_loaded(symbol, trades)
         self._changed()
+
+    def _failed(
+        self, client: AsyncClient, symbol: str, result: Any, what: str, again: Callable[[str], None]
+    ) -> bool:
+        """Whether a request about `symbol` failed; if so, what follows is taken care of.
+
+        A closed connection: nothing (the next session starts afresh). A timeout, or info's order book
+        unavailable: asked again after RETRY_MAX seconds, on the same connection while the symbol is
+        still shown. An unknown instrument: info no longer has it (a new day): it leaves the page.
+        """
+        if isinstance(result, ConnectionClosed):
+            return True
+        error = str(result) if isinstance(result, BaseException) else result.error_message
+        if not error:
+            self._failing.discard(symbol)
+            return False
+        if isinstance(result, pb.OrderBookSubscribeResponse | pb.TradesResponse) and error.startswith(
+            "unknown instrument"
+        ):
+            self.log.info("%r is no longer known to info: %s", symbol, error)
+            self.market.forget(symbol)
+            self._changed()
+            return True
+        if symbol not in self._failing:  # logged once until it succeeds (the order book may be down long)
+            self._failing.add(symbol)
+            self.log.warning("cannot %s %r: %s; asking again every %g s", what, symbol, error, RETRY_MAX)
+
+        def retry() -> None:
+            if client is self._client and symbol in self.market.instruments:
+                again(symbol)
+
+        asyncio.get_running_loop().call_later(RETRY_MAX, retry)
+        return True

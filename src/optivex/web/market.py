@@ -284,6 +284,13 @@ class Market:
             self.layout += 1
             self._bump()
 
+    def forget(self, symbol: str) -> None:
+        """An instrument info no longer knows (a subscription refused as unknown): it leaves the page."""
+        if symbol in self.instruments:
+            self._forget(symbol)
+            self.layout += 1
+            self._bump()
+
     def forget_all(self) -> None:
         for symbol in list(self.instruments):
             self._forget(symbol)
