@@ -20,7 +20,7 @@ Which rule each test covers:
 - cancel-on-disconnect: orders placed or amended by that connection (inserts in flight when it closed
   included) cancelled when it closes, seen by an order-book client as ordinary cancels; another
   connection's orders stay; enabling twice an error: `test_cancel_on_disconnect`,
-  `test_cancel_on_disconnect_of_inserts_in_flight`;
+  `test_cancel_on_disconnect_of_inserts_in_flight`, `test_cancel_on_disconnect_after_many_orders`;
 - inserts decided after the feed's barrier (a symbol just created) keep their time in force and the
   user's self-trade prevention: `test_extensions_on_an_instrument_just_created`;
 - a new day (the order book restarted) forgets positions and the ids cancel-on-disconnect collected
@@ -67,6 +67,8 @@ MAX_IN_FLIGHT (64) and FRAMES_PER_TURN (256), so the gateway handles them all in
 read, before it reads the close. Whether their responses come before or after it notices the close is
 up to timing (the in-flight path, each cancelled as its response comes, or the disconnect's one
 CancelOrdersRequest; both seen in runs): either way every one of them must end cancelled."""
+MANY_ORDERS = 300
+"""Orders of the cancel-on-disconnect connection in the pruning test (several prunings at 64, 128...)."""
 CREATIONS_AT_ONCE = 20
 """Instruments created and at once traded with an extension (each a chance for the barrier path)."""
 
@@ -529,3 +531,26 @@ def test_extensions_and_the_message_rate(gateway: Exchange) -> None:
         cancel_all(alice, "ABC"),
     ):
         assert "risk limit message_rate_rolling_limit breached" in refused.error_message, refused
+
+
+def test_cancel_on_disconnect_after_many_orders(gateway: Exchange) -> None:
+    """Many orders, most of them gone before the close (the ids are pruned as they pile up): exactly
+    those still resting are cancelled."""
+    gateway.create_instrument("ABC")
+    watch = watcher(gateway)
+    leaving, bob = gateway.gateway("alice"), gateway.gateway("bob")
+    ok(leaving.request(ex.EnableCancelOnDisconnectRequest(), expect=ex.EnableCancelOnDisconnectResponse))
+    resting = []
+    for n in range(MANY_ORDERS):
+        order_id = ok(place(leaving, "ABC", SELL, 30.00 - n / 100, 1)).order_id  # below every earlier ask
+        if n % 5 == 0:
+            resting.append(order_id)
+        elif n % 5 == 1:
+            ok(withdraw(leaving, "ABC", order_id))
+        else:
+            assert ok(place(bob, "ABC", BUY, 30.00 - n / 100, 1)).traded_quantity == 1
+    events(watch)
+    leaving.close()
+    seen = [watch.receive_as(ob.OnOrderCancelled) for _ in resting]
+    assert [m.order_id for m in seen] == resting  # ascending, one request
+    assert events(watch) == []
