@@ -102,3 +102,15 @@ def test_a_trade_through_the_gateway_appears_on_the_page(
     assert browser.find_element(By.CSS_SELECTOR, f"{card} h2 .last").text == "10.05"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == [], errors
+
+    # the page's own connection: lost when the web component stops, taken up again when it is back
+    def status(d: Any) -> str | None:
+        state: str | None = d.find_element(By.ID, "status").get_attribute("data-state")
+        return state
+
+    exchange.deployment.stop_component("web")
+    wait.until(lambda d: status(d) == "offline")
+    exchange.deployment.start_component("web")
+    wait.until(lambda d: status(d) == "live")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'{card} .tape tr[data-trade-id="{trade_id}"]'))
+    wait.until(lambda d: ladder(d) == expected)
