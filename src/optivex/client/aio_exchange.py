@@ -18,13 +18,15 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
 from optivex.client import state as core
+from optivex.client.addresses import Addresses
 from optivex.client.aio import AsyncClient
-from optivex.client.base import ExchangeBase, Link
+from optivex.client.base import DEFAULT_TIMEOUT, ExchangeBase, Link
 from optivex.client.errors import (
     ConnectionLost,
     ExchangeTimeout,
@@ -69,11 +71,32 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
 
     @classmethod
     async def connect(
-        cls, username: str = "alice", password: str | None = None, **settings: Any
+        cls,
+        username: str = "alice",
+        password: str | None = None,
+        *,
+        addresses: Addresses | None = None,
+        config: str | Path | None = None,
+        admin_username: str | None = None,
+        admin_password: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        execution_reports: bool = True,
+        max_buffered: int = core.DEFAULT_MAX_BUFFERED,
     ) -> AsyncExchange:
         """Connect and log in to info, the gateway and admin (ConnectionLost / LoginRefused if not);
-        `settings` are those of the constructor."""
-        return await cls(username, password, **settings).open()
+        the arguments are the constructor's."""
+        exchange = cls(
+            username,
+            password,
+            addresses=addresses,
+            config=config,
+            admin_username=admin_username,
+            admin_password=admin_password,
+            timeout=timeout,
+            execution_reports=execution_reports,
+            max_buffered=max_buffered,
+        )
+        return await exchange.open()
 
     async def open(self) -> AsyncExchange:
         """Connect and log in to every component; a failure closes what was opened and raises."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 import select
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from optivex.client import state as core
-from optivex.client.base import ExchangeBase, Link
+from optivex.client.addresses import Addresses
+from optivex.client.base import DEFAULT_TIMEOUT, ExchangeBase, Link
 from optivex.client.errors import (
     ConnectionLost,
     ExchangeTimeout,
@@ -73,10 +75,33 @@ class Exchange(ExchangeBase[SyncClient]):
     # lifecycle ----------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, username: str = "alice", password: str | None = None, **settings: Any) -> Exchange:
+    def connect(
+        cls,
+        username: str = "alice",
+        password: str | None = None,
+        *,
+        addresses: Addresses | None = None,
+        config: str | Path | None = None,
+        admin_username: str | None = None,
+        admin_password: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        execution_reports: bool = True,
+        max_buffered: int = core.DEFAULT_MAX_BUFFERED,
+    ) -> Exchange:
         """Connect and log in to info, the gateway and admin (ConnectionLost / LoginRefused if not);
-        `settings` are those of the constructor."""
-        return cls(username, password, **settings).open()
+        the arguments are the constructor's."""
+        exchange = cls(
+            username,
+            password,
+            addresses=addresses,
+            config=config,
+            admin_username=admin_username,
+            admin_password=admin_password,
+            timeout=timeout,
+            execution_reports=execution_reports,
+            max_buffered=max_buffered,
+        )
+        return exchange.open()
 
     def open(self) -> Exchange:
         """Connect and log in to every component; a failure closes what was opened and raises."""
