@@ -245,3 +245,11 @@ def test_prices_go_on_the_instruments_tick() -> None:
     assert instrument.to_tick(10.05, Side.SELL) == instrument.to_tick(10.05, Side.BUY) == 10.05
     with pytest.raises(ValueError):
         instrument.to_tick(math.nan)
+
+
+def test_addresses_default_to_optivex_ups_and_come_from_a_deployment_file() -> None:
+    from optivex.client import Addresses
+    from optivex.deploy.config import default_deployment_path
+
+    assert Addresses.from_config(default_deployment_path()) == Addresses()
+    assert Addresses().gateway == ("127.0.0.1", 17103)

@@ -64,8 +64,10 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
     exchange:``); the settings are those of `Exchange`.
     """
 
-    _watchers: dict[ComponentName, asyncio.Task[None]]
+    _watchers: dict[ComponentName, asyncio.Task[None]] | None = None
+    """The task watching (and reconnecting) each connection, once open."""
     _changed: asyncio.Event | None = None
+    """Set (and replaced) when an event was applied, for `wait_for`; None while nobody waits."""
 
     # lifecycle ----------------------------------------------------------------------
 
@@ -102,7 +104,8 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
         """Connect and log in to every component; a failure closes what was opened and raises."""
         if self.connected:
             return self
-        self._watchers = getattr(self, "_watchers", {})
+        if self._watchers is None:
+            self._watchers = {}
         try:
             for link in self._links.values():
                 if link.client is None:
@@ -111,14 +114,16 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
             await self.close()
             raise
         for name, link in self._links.items():
-            self._watchers[name] = asyncio.create_task(self._watch(link), name=f"optivex sdk {name}")
+            if name not in self._watchers:
+                self._watchers[name] = asyncio.create_task(self._watch(link), name=f"optivex sdk {name}")
         self._dispatch()
         return self
 
     async def close(self) -> None:
         """Close every connection (the SDK no longer reconnects)."""
         self.closed = True
-        for task in getattr(self, "_watchers", {}).values():
+        watchers = list((self._watchers or {}).values())
+        for task in watchers:
             task.cancel()
         for link in self._links.values():
             client = link.client
@@ -127,7 +132,7 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
                 await asyncio.wait((client.closed,))
                 link.client = None
             link.lost = link.lost or "closed by the client"
-        for task in getattr(self, "_watchers", {}).values():
+        for task in watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._signal()
