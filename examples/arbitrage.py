@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import argparse
 
-from optivex.client import Exchange, Instrument, OrderRejected, PriceBook, Side, TimeInForce
+from optivex.client import (
+    ConnectionLost,
+    Exchange,
+    Instrument,
+    OrderRejected,
+    PriceBook,
+    Side,
+    TimeInForce,
+)
 
 
 def main() -> None:
@@ -52,6 +60,9 @@ def main() -> None:
                 )
             except OrderRejected as exc:
                 print(f"refused: {exc.message}", flush=True)
+                return
+            except ConnectionLost as exc:  # the SDK reconnects by itself; the next book tries again
+                print(exc, flush=True)
                 return
             if sold.traded_quantity:
                 traded_on[dear.symbol] = dear_book

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import random
 
-from optivex.client import AsyncExchange, Fill, OrderRejected, Side, TimeInForce
+from optivex.client import AsyncExchange, ConnectionLost, Fill, OrderRejected, Side, TimeInForce
 
 
 async def take(args: argparse.Namespace) -> None:
@@ -44,6 +44,8 @@ async def take(args: argparse.Namespace) -> None:
                 )
             except OrderRejected as exc:
                 print(f"refused: {exc.message}", flush=True)
+            except ConnectionLost as exc:  # the SDK reconnects by itself: try again later
+                print(exc, flush=True)
     finally:
         if exchange.connected:
             print(f"stopped; position {position}, PnL {await exchange.pnl():.2f}", flush=True)
