@@ -21,9 +21,10 @@ from google.protobuf.text_encoding import CEscape
 
 from optivex.deploy.config import default_deployment_path, load_deployment
 from optivex.deploy.errors import DeploymentError
-from optivex.deploy.runner import DEFAULT_USERS, Deployment, write_users_file
+from optivex.deploy.runner import DEFAULT_USERS, Deployment, read_users_file, write_users_file
 from optivex.deploy.supervisor import Supervisor
 from optivex.deploy.workdir import DirectoryLock, new_run_directory
+from optivex.web.deploy import web_component
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler = Callable[[argparse.Namespace], int]
@@ -101,7 +102,27 @@ def add_up_command(subparsers: SubParsers) -> None:
             f"{PLAIN_STATUS_INTERVAL:g}, printed only when a figure changed); 0: no status lines"
         ),
     )
+    parser.add_argument(
+        "--web",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help=(
+            "also serve the web page for watching the market on http://127.0.0.1:PORT/ "
+            "(optivex-web, a client of info, logged in as the first user of the user data file)"
+        ),
+    )
     parser.set_defaults(handler=run_up)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {value}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -225,8 +246,12 @@ def run_up(args: argparse.Namespace) -> int:
                 users_file = write_users_file(workdir / "users.json", DEFAULT_USERS)
             else:
                 users_file = args.users
+            components = list(config.components)
+            if args.web is not None:
+                user = read_users_file(users_file)[0].username
+                components.append(web_component(user, args.web, info=config.provider("info").name))
             deployment = Deployment(
-                config.components,
+                components,
                 workdir,
                 users_file=users_file,
                 ports="fixed",

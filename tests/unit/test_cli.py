@@ -83,3 +83,17 @@ def test_status_interval_must_be_seconds(value: str, capsys: pytest.CaptureFixtu
         cli.main(["up", "--status-interval", value])
     assert info.value.code == 2
     assert "--status-interval" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "65536", "web", "-5"])
+def test_web_port_must_be_a_port(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["up", "--web", value])
+    assert info.value.code == 2
+    assert "--web" in capsys.readouterr().err
+
+
+def test_web_port_is_parsed() -> None:
+    args = cli.build_parser().parse_args(["up", "--web", "17180"])
+    assert args.web == 17180
+    assert cli.build_parser().parse_args(["up"]).web is None
