@@ -184,6 +184,50 @@ def test_encode_request_assigns_ids_and_refuses_what_it_cannot_match() -> None:
     assert FrameDecoder().feed(frame) == [(ob.INSERT_ORDER_REQUEST, fresh.SerializeToString())]
 
 
+def test_encode_request_refuses_a_wrong_expect_before_awaiting_or_numbering_anything() -> None:
+    session = ClientSession("order_book")
+    request = insert_request()
+    with pytest.raises(TypeError, match="not answered by CancelOrderResponse"):
+        session.encode_request(request, ob.CancelOrderResponse)
+    assert request.request_id == 0 and session.in_flight == 0
+    request_id, _ = session.encode_request(request, ob.InsertOrderResponse)
+    assert session.awaits(request_id)
+
+
+def test_take_response_matches_an_awaited_response_and_leaves_everything_else() -> None:
+    session = ClientSession("order_book")
+    request_id, _ = session.encode_request(insert_request())
+    forgotten, _ = session.encode_request(insert_request())
+    session.forget(forgotten)
+    response = ob.InsertOrderResponse(request_id=request_id, order_id=5)
+    payload = response.SerializeToString()
+    # Not taken, and nothing classified: an event, another class with the id, a stranger, a late answer.
+    assert session.take_response(ob.ON_ORDER_INSERTED, inserted(1).SerializeToString()) is None
+    wrong_class = ob.CancelOrderResponse(request_id=request_id).SerializeToString()
+    assert session.take_response(ob.CANCEL_ORDER_RESPONSE, wrong_class) is None
+    stranger = ob.InsertOrderResponse(request_id=999).SerializeToString()
+    assert session.take_response(ob.INSERT_ORDER_RESPONSE, stranger) is None
+    late = ob.InsertOrderResponse(request_id=forgotten).SerializeToString()
+    assert session.take_response(ob.INSERT_ORDER_RESPONSE, late) is None
+    assert session.awaits(request_id) and session.error is None
+    assert session.take_response(ob.INSERT_ORDER_RESPONSE, payload) == (request_id, response)
+    assert session.in_flight == 0
+    assert session.take_response(ob.INSERT_ORDER_RESPONSE, payload) is None  # answered once
+    # What take_response leaves, receive_frame classifies as ever (the late answer is dropped).
+    assert session.receive_frame(ob.INSERT_ORDER_RESPONSE, late) is None
+    assert session.receive_frame(ob.INSERT_ORDER_RESPONSE, payload) == Event(response)
+
+
+def test_take_response_leaves_an_undecodable_payload_for_the_violation() -> None:
+    session = ClientSession("order_book")
+    session.encode_request(insert_request())
+    assert session.take_response(ob.INSERT_ORDER_RESPONSE, b"\x08") is None
+    assert session.receive_frame(ob.INSERT_ORDER_RESPONSE, b"\x08") is None
+    assert "undecodable InsertOrderResponse" in str(session.error)
+    answered = ob.InsertOrderResponse(request_id=1).SerializeToString()
+    assert session.take_response(ob.INSERT_ORDER_RESPONSE, answered) is None  # nothing after a violation
+
+
 def test_the_legacy_receive_returns_messages() -> None:
     session = ClientSession("order_book")
     response = ob.InsertOrderResponse(request_id=3)

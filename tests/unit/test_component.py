@@ -8,12 +8,21 @@ import logging
 import pytest
 
 from optivex.app.auth import NOT_LOGGED_IN
-from optivex.app.component import INTERNAL_ERROR, MAX_COMPLAINTS_PER_CONNECTION, Component, Reply, handles
+from optivex.app.component import (
+    INTERNAL_ERROR,
+    MAX_COMPLAINTS_PER_CONNECTION,
+    Component,
+    Reply,
+    handles,
+    same_wire_form,
+)
 from optivex.app.config import ComponentConfig, parse_config
 from optivex.app.users import User
 from optivex.client import ClientSession
 from optivex.net import Connection
 from optivex.proto import common_pb2, sample_pb2
+from optivex.proto import execution_pb2 as ex
+from optivex.proto import order_book_pb2 as ob
 from optivex.protocols import LOGIN_RESPONSE
 from optivex.wire import FrameDecoder, encode_frame
 
@@ -318,3 +327,50 @@ def test_a_login_state_that_waits_comes_before_the_answers_to_later_requests() -
         return [t for t, _ in FrameDecoder().feed(transport.written)]
 
     assert asyncio.run(run()) == [LOGIN_RESPONSE, EVENT, sample_pb2.ECHO_RESPONSE]
+
+
+# relay: another protocol's response of the same wire form ---------------------
+
+
+class _Relaying(Component):
+    """Answers execution's requests with the order book's responses, as a forwarding gateway does."""
+
+    name = "relaying"
+    protocols = ("execution",)
+
+    @handles(ex.InsertOrderRequest)
+    def insert(self, reply: Reply, request: ex.InsertOrderRequest) -> None:
+        response = ob.InsertOrderResponse(
+            request_id=999, order_id=7, timestamp=8, trade_ids=[1, 2], traded_quantity=3, resting_quantity=2
+        )
+        reply.relay(response)
+        reply.relay(response)  # a second answer
+
+    @handles(ex.CancelOrderRequest)
+    def cancel(self, reply: Reply, request: ex.CancelOrderRequest) -> None:
+        reply.relay(ob.InsertOrderResponse(request_id=request.request_id))  # not a cancel's form
+
+
+def test_wire_forms_compare_fields_by_name_number_type_and_label() -> None:
+    assert same_wire_form(ob.InsertOrderResponse, ex.InsertOrderResponse)
+    assert same_wire_form(ob.CancelOrderResponse, ex.CancelOrderResponse)
+    assert not same_wire_form(ob.InsertOrderRequest, ex.InsertOrderRequest)  # book id / symbol
+    assert not same_wire_form(ob.InsertOrderResponse, ex.CancelOrderResponse)
+
+
+def test_a_relayed_response_is_the_same_bytes_as_the_response_class_with_the_request_s_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = ClientSession("execution")
+    requests = (ex.InsertOrderRequest(request_id=5), ex.CancelOrderRequest(request_id=6))
+    written = _feed(_component(_Relaying), b"".join(session.encode(r) for r in requests))
+    expected = ex.InsertOrderResponse(
+        request_id=5, order_id=7, timestamp=8, trade_ids=[1, 2], traded_quantity=3, resting_quantity=2
+    )
+    cancel = ex.CancelOrderResponse(request_id=6, error_message=INTERNAL_ERROR)
+    assert FrameDecoder().feed(written) == [
+        (ex.INSERT_ORDER_RESPONSE, expected.SerializeToString()),
+        (ex.CANCEL_ORDER_RESPONSE, cancel.SerializeToString()),
+    ]
+    assert "bug: a second answer refused (InsertOrderRequest 5" in caplog.text
+    assert "a InsertOrderResponse is not the response to CancelOrderRequest" in caplog.text

@@ -9,7 +9,9 @@ and fans events out to logged-in connections, encoding each message once.
 Every request is answered exactly once, through its `Reply`: the handler's
 first argument, ``handler(reply, request)``. ``reply.send(response)`` or
 ``reply.error(text)`` answers (the MessageType comes from the protocol
-table); a second answer is refused and logged as a bug. A handler that
+table), or ``reply.relay(response)`` with another protocol's message of the
+same wire form (a forwarded request's response, re-labelled with this
+request's id); a second answer is refused and logged as a bug. A handler that
 raises or returns (a coroutine: finishes) without answering gets
 INTERNAL_ERROR as its answer; one that raises after answering gets nothing
 more. Frames the handler sends the requester otherwise (events) are not
@@ -72,7 +74,15 @@ _FINISHED = 2
 class _Route:
     """What the base needs to dispatch one request type and to answer it."""
 
-    __slots__ = ("handler", "is_async", "needs_login", "request_cls", "response_cls", "response_type")
+    __slots__ = (
+        "handler",
+        "is_async",
+        "needs_login",
+        "relayable",
+        "request_cls",
+        "response_cls",
+        "response_type",
+    )
 
     def __init__(
         self,
@@ -88,6 +98,17 @@ class _Route:
         self.response_cls = response_cls
         self.response_type = response_type
         self.needs_login = needs_login
+        self.relayable: dict[type[Message], bool] = {response_cls: True}
+        """Whether a class's messages may answer this request through ``Reply.relay`` (same wire form)."""
+
+
+def same_wire_form(a: type[Message], b: type[Message]) -> bool:
+    """Whether messages of `a` and `b` encode alike: the same fields (name, number, type, label)."""
+
+    def form(cls: type[Message]) -> set[tuple[str, int, int, bool]]:
+        return {(f.name, f.number, f.type, f.is_repeated) for f in cls.DESCRIPTOR.fields}
+
+    return form(a) == form(b)
 
 
 class Reply:
@@ -95,7 +116,8 @@ class Reply:
 
     ``send(response)`` answers with the request's response class (anything
     else is refused as a bug), ``error(text)`` with that class carrying only
-    request_id and error_message. Once answered, a further answer is
+    request_id and error_message, ``relay(response)`` with a message of
+    another class of the same wire form. Once answered, a further answer is
     refused and logged as a bug, never sent.
 
     A sync handler must answer before it returns: the base reuses one Reply
@@ -147,14 +169,39 @@ class Reply:
         """Answer with `response`, which must be of the request's response class."""
         route = self._route
         if self._state != _OPEN or type(response) is not route.response_cls:
-            self._refuse(response)
+            self._refuse(response, type(response) is route.response_cls)
             return
         self._state = _ANSWERED
-        self.conn.send(encode_frame(route.response_type, response.SerializeToString()))
+        conn = self.conn
+        conn.send(encode_frame(route.response_type, response.SerializeToString()))
         if self._held:  # a deferred reply: answered is finished
             self._held = False
             self._state = _FINISHED
-            self.conn.release()
+            conn.release()
+
+    def relay(self, response: Message) -> None:
+        """Answer with a message of another protocol whose wire form is the response class's (a
+        forwarded request's own response: the order book's InsertOrderResponse answering execution's),
+        its request_id set to this request's. It is not copied: one field set, one serialisation.
+
+        A message of another form is refused as a bug, as a wrong class is by ``send``.
+        """
+        route = self._route
+        cls = type(response)
+        relayable = route.relayable.get(cls)
+        if relayable is None:
+            relayable = route.relayable[cls] = same_wire_form(cls, route.response_cls)
+        if self._state != _OPEN or not relayable:
+            self._refuse(response, relayable)
+            return
+        response.request_id = self.request.request_id  # type: ignore[attr-defined]
+        self._state = _ANSWERED
+        conn = self.conn
+        conn.send(encode_frame(route.response_type, response.SerializeToString()))
+        if self._held:  # a deferred reply: answered is finished
+            self._held = False
+            self._state = _FINISHED
+            conn.release()
 
     def defer(self) -> Reply:
         """The Reply to answer later with (from a callback), in place of this one; see the class docstring.
@@ -183,10 +230,15 @@ class Reply:
     def _detach(self) -> Reply:
         if self._state != _OPEN:
             raise RuntimeError("only an open Reply can be deferred")
-        later = Reply(self._component, self.conn, self.request, self._route)
-        if self._held:  # a deferred Reply deferred again: its hold on the connection passes on
-            self._held = False
-            later._held = True
+        # __init__'s fields set here, without its call: every forwarded request comes this way
+        later = _new_reply(Reply)
+        later._component = self._component
+        later.conn = self.conn
+        later.request = self.request
+        later._route = self._route
+        later._state = _OPEN
+        later._held = self._held  # a deferred Reply deferred again: its hold on the connection passes on
+        self._held = False
         self._state = _ANSWERED  # this one is done: its handler returns without answering
         return later
 
@@ -194,9 +246,10 @@ class Reply:
         """Answer with the response class carrying only request_id and `error_message`."""
         self.send(self._route.response_cls(request_id=self.request_id, error_message=error_message))
 
-    def _refuse(self, response: Message) -> None:
+    def _refuse(self, response: Message, fits: bool) -> None:
+        """Log a refused answer (`fits`: whether its class could answer the request at all)."""
         route = self._route
-        if type(response) is not route.response_cls:
+        if not fits:
             why = f"a {type(response).__name__} is not the response to {route.request_cls.__name__}"
         elif self._state == _ANSWERED:
             why = "a second answer"
@@ -210,6 +263,9 @@ class Reply:
             self.conn.peer,
             stack_info=True,
         )
+
+
+_new_reply = object.__new__
 
 
 def handles(request: type[Message]) -> Callable[[F], F]:

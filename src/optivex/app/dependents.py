@@ -314,12 +314,21 @@ class Link:
             raise
 
     def _sent(self, done: Callable[[Any], None], result: Any) -> None:
-        self._free_slot()
-        if isinstance(result, RequestTimeout):
-            result = NoAnswer(self.target, f"did not answer within {self.deadline:g} s")
-        elif isinstance(result, ConnectionClosed):
-            result = NoAnswer(self.target, "connection lost before it answered")
-        self._tell(done, result)
+        """A request of ``send`` is over: its slot freed, `done` told (every forwarded response's path)."""
+        if self._slot_waiters:
+            self._free_slot()
+        else:  # nobody waits for the slot (_free_slot's common case, without its call)
+            self._in_flight -= 1
+        # Not isinstance(result, Exception): it costs an attribute lookup through a response that is not one.
+        if issubclass(type(result), Exception):
+            if isinstance(result, RequestTimeout):
+                result = NoAnswer(self.target, f"did not answer within {self.deadline:g} s")
+            elif isinstance(result, ConnectionClosed):
+                result = NoAnswer(self.target, "connection lost before it answered")
+        try:  # _tell inlined
+            done(result)
+        except Exception:
+            self.log.exception("a callback of a request to the %s failed", self.target)
 
     async def _send_waiting(
         self, message: Message, expect: type[M], done: Callable[[M | LinkError], None], connection: int | None

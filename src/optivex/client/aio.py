@@ -120,10 +120,13 @@ class _Pending:
 
     __slots__ = ("deadline", "done", "seconds")
 
-    def __init__(self, done: DoneCallback, deadline: float | None, seconds: float) -> None:
-        self.done = done
-        self.deadline = deadline
-        self.seconds = seconds
+    done: DoneCallback
+    deadline: float | None
+    seconds: float
+    """The request's timeout (for RequestTimeout's message)."""
+
+
+_new_pending = object.__new__
 
 
 class AsyncClient:
@@ -192,6 +195,18 @@ class AsyncClient:
 
     def frame_received(self, conn: Connection, msg_type: int, payload: bytes) -> None:
         session = self.session
+        waiting = self._waiting
+        if waiting:  # the direct path of an awaited response: matched, popped, its waiter told
+            answered = session.take_response(msg_type, payload)
+            if answered is not None:
+                request_id, response = answered
+                pending = waiting.pop(request_id, None)
+                if pending is not None:
+                    try:  # _tell inlined
+                        pending.done(response)
+                    except Exception:
+                        self.log.exception("a request's callback failed")
+                return
         session.feed_frame(msg_type, payload, self._deliver, self._answered)
         if session.error is not None:
             self._fail(ProtocolViolation(f"protocol violation by the server: {session.error}"))
@@ -312,19 +327,22 @@ class AsyncClient:
         Raises at once, sending nothing, if the connection is closed or `expect` is not the class the
         protocol answers `message` with.
         """
-        conn = self.connection
+        conn = self._conn
+        if conn is None:
+            raise ConnectionClosed("not connected")
         if conn.closed or self.closed.done():
             raise self._closed_error()
-        session = self.session
-        if expect is not None and expect is not session.response_class(message):
-            raise TypeError(f"{type(message).__name__} is not answered by {expect.__name__}")
-        request_id, frame = session.encode_request(message)
+        request_id, frame = self.session.encode_request(message, expect)
         seconds = self.request_timeout if timeout is None else timeout
+        # _Pending's fields set here, without a call of its __init__: every forwarded request comes this way
+        self._waiting[request_id] = pending = _new_pending(_Pending)
+        pending.done = done
         if seconds is None:
-            self._waiting[request_id] = _Pending(done, None, 0.0)
+            pending.deadline = None
+            pending.seconds = 0.0
         else:
-            deadline = self._loop.time() + seconds
-            self._waiting[request_id] = _Pending(done, deadline, seconds)
+            pending.deadline = deadline = self._loop.time() + seconds
+            pending.seconds = seconds
             if self._sweep is None or deadline < self._sweep_at:
                 self._expire_at(deadline)
         conn.send(frame)

@@ -110,6 +110,8 @@ class ClientSession:
         self._decoder = FrameDecoder()
         self._request_ids = itertools.count(1)
         self.response_classes = frozenset(self.protocol.responses.values())
+        self._response_types = {self.protocol.types[cls]: cls for cls in self.response_classes}
+        """MessageType -> response class, for `take_response`."""
         self._waiting: dict[int, type[Message]] = {}
         """request_id -> the class of the response awaited."""
         self._abandoned: dict[int, type[Message]] = {}
@@ -142,18 +144,22 @@ class ClientSession:
             raise ValueError(f"{type(request).__name__} is not a request of protocol {self.protocol.name}")
         return cls
 
-    def encode_request(self, request: Message) -> tuple[int, bytes]:
+    def encode_request(self, request: Message, expect: type[Message] | None = None) -> tuple[int, bytes]:
         """(request_id, frame) of a request whose response is then awaited (see `forget`).
 
         A request_id of 0 is replaced by a fresh one; a request_id already
-        awaited is a ValueError (its responses could not be told apart).
+        awaited is a ValueError (its responses could not be told apart), and
+        so is a request of another protocol; an `expect` that is not the
+        class of its response is a TypeError (nothing is awaited then).
         """
-        # prepare, response_class and encode inlined: this is every SyncClient.request's path
+        # prepare, response_class and encode inlined: this is every request's path
         protocol = self.protocol
         msg_type = protocol.types.get(type(request), -1)
         expected = protocol.responses.get(msg_type)
         if expected is None:
             raise ValueError(f"{type(request).__name__} is not a request of protocol {protocol.name}")
+        if expect is not None and expect is not expected:
+            raise TypeError(f"{type(request).__name__} is not answered by {expect.__name__}")
         request_id: int = request.request_id  # type: ignore[attr-defined]
         if not request_id:
             request_id = next(self._request_ids)
@@ -231,6 +237,30 @@ class ClientSession:
         """`receive_frame` without the wrapping (see `feed_data`)."""
         if self._violation is None:
             self._classify(((msg_type, payload),), on_event, on_response)
+
+    def take_response(self, msg_type: int, payload: bytes) -> tuple[int, Message] | None:
+        """(request_id, response) if this frame answers an awaited request (the session stops waiting
+        for it), else None.
+
+        None means the frame is anything else (an event, a response nobody
+        awaits, an undecodable payload): nothing was classified, and
+        `feed_frame` must take it. The fast path of a client whose frames are
+        mostly awaited responses (a forwarding server's link): one decode, one
+        match, no sink calls.
+        """
+        cls = self._response_types.get(msg_type)
+        if cls is None or self._violation is not None:
+            return None
+        try:
+            message = cls.FromString(payload)
+        except DecodeError:
+            return None
+        request_id: int = message.request_id  # type: ignore[attr-defined]
+        waiting = self._waiting
+        if waiting.get(request_id) is not cls:
+            return None
+        del waiting[request_id]
+        return request_id, message
 
     def _classify(self, frames: Iterable[Frame], on_event: EventSink, on_response: ResponseSink) -> None:
         """Decode frames and match responses to awaited requests: the one place where that happens."""

@@ -182,9 +182,7 @@ class SyncClient:
         and the request is forgotten.
         """
         session = self.session
-        if expect is not None and expect is not session.response_class(message):
-            raise TypeError(f"{type(message).__name__} is not answered by {expect.__name__}")
-        request_id, frame = session.encode_request(message)
+        request_id, frame = session.encode_request(message, expect)
         answered = self._answered
         try:
             self.sock.sendall(frame)

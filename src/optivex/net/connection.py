@@ -340,20 +340,21 @@ class Connection(asyncio.Protocol):
             frames = frames[:FRAMES_PER_TURN]
         else:
             self._queue = []
-        handler = self._handler
-        _batch.active = True
+        frame_received = self._handler.frame_received
+        batch = _batch
+        batch.active = True
         try:
             for index, (msg_type, payload) in enumerate(frames):
                 if self.closed or self._closing:
                     break
-                if self._full or self._in_progress >= MAX_IN_FLIGHT:
-                    self._full = True
+                if self._full:  # set by hold() at MAX_IN_FLIGHT held requests, cleared by release()
                     self._queue[:0] = frames[index:]  # they wait for release()s
                     break
-                handler.frame_received(self, msg_type, payload)
+                frame_received(self, msg_type, payload)
         finally:
-            _batch.active = False
-            _batch.flush()
+            batch.active = False
+            if batch.dirty:
+                batch.flush()
         if self.closed or self._closing:
             return
         if self._queue:
@@ -361,7 +362,8 @@ class Connection(asyncio.Protocol):
             if not self._full:
                 self._loop.call_soon(self._turn)
             return
-        self._set_paused(backlog=False)
+        if self._backlogged:  # else nothing to change: every other reason calls _set_paused itself
+            self._set_paused(backlog=False)
         if self._decoder.error is not None:
             self.close(f"protocol violation: {self._decoder.error}")
 
