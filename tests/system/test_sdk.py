@@ -15,7 +15,9 @@ Which behaviour each test covers:
 - info restarted: the SDK reports the loss and the restoration, its book is rebuilt from the fresh
   snapshot and the trades made meanwhile are delivered once: `test_info_restart_rebuilds_the_books`;
 - the gateway restarted: requests raise ConnectionLost meanwhile, and afterwards orders and execution
-  reports work again: `test_gateway_restart_resubscribes_the_execution_reports`.
+  reports work again: `test_gateway_restart_resubscribes_the_execution_reports`;
+- info and the order book restarted (a new day): a subscription to yesterday's instrument is reported
+  failed, a new day's one works: `test_a_subscription_gone_with_the_day_is_reported`.
 """
 
 from __future__ import annotations
@@ -313,3 +315,31 @@ def test_gateway_restart_resubscribes_the_execution_reports(
     assert fills is not None and [(f.order_id, f.trade_id) for f in fills] == [
         (bid.order_id, taken.trade_ids[0])
     ]
+
+
+def test_a_subscription_gone_with_the_day_is_reported(
+    everything: Deployment, connect: Callable[[str], Exchange]
+) -> None:
+    """Info and the order book restarted (a new day): the SDK reconnects, and its subscription to an
+    instrument of yesterday fails, reported as such; the new day's instrument is subscribed afresh."""
+    alice = connect("alice")
+    alice.create_instrument("ABC", 0.01)
+    alice.subscribe("ABC", depth_limit=1)
+    everything.stop_component("info")
+    everything.stop_component("order_book")
+    everything.start_component("order_book")
+    everything.start_component("info")
+    assert alice.wait_for(lambda: alice.connected, 10.0)
+    events = alice.poll_connection_events()
+    assert [(e.component, e.kind) for e in events] == [
+        ("info", "lost"),
+        ("info", "failed"),
+        ("info", "restored"),
+    ]
+    assert events[1].detail == "subscribe ABC: unknown instrument 'ABC'"
+    assert not alice.market.subscribed("ABC") and alice.instruments() == {}
+    with pytest.raises(UnknownInstrument):
+        alice.last_price_book("ABC")
+    alice.create_instrument("ABC", 0.05)
+    alice.insert_order("ABC", Side.SELL, 10.05, 2)
+    same_book(alice, everything, "ABC")
