@@ -101,7 +101,10 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
         return await exchange.open()
 
     async def open(self) -> AsyncExchange:
-        """Connect and log in to every component; a failure closes what was opened and raises."""
+        """Connect and log in to every component; a failure closes what was opened and raises (a
+        closed exchange is not opened again: make a new one)."""
+        if self.closed:
+            raise RuntimeError("this exchange was closed; make a new one")
         if self.connected:
             return self
         if self._watchers is None:

@@ -104,7 +104,10 @@ class Exchange(ExchangeBase[SyncClient]):
         return exchange.open()
 
     def open(self) -> Exchange:
-        """Connect and log in to every component; a failure closes what was opened and raises."""
+        """Connect and log in to every component; a failure closes what was opened and raises (a
+        closed exchange is not opened again: make a new one)."""
+        if self.closed:
+            raise RuntimeError("this exchange was closed; make a new one")
         if self.connected:
             return self
         try:

@@ -3,9 +3,11 @@
 Both flavours (`Exchange`, blocking; `AsyncExchange`, asyncio) are thin shells around this module and
 the `ClientSession` of their clients: they move bytes, it decides.
 
-- Requests: ``*_request`` functions build the protobuf request of each operation, with its price
-  rounded to 0.0001 exactly as the exchange rounds it; `check` turns an answer's error_message into
-  the SDK's typed exception (`errors.rejection`); ``*_of`` functions turn answers into `model` data.
+- Operations: each ``*_call`` function gives a `Call`: the request of one operation (built by the
+  ``*_request`` functions, its price rounded to 0.0001 exactly as the exchange rounds it), the
+  component it goes to, the class of its answer, and its `outcome`: the result (``*_of`` functions
+  turn answers into `model` data) or the typed exception of the answer's error_message (`check`,
+  `errors.rejection`). The flavours only send the request and await the answer.
 - `MarketState`: what info told this connection: the instruments of the day, each subscribed
   book (info publishes whole books, so each OnPriceDepthBook replaces the last: a snapshot after a
   subscription, updates after), and the trades of the subscribed instruments, buffered until polled.
@@ -58,7 +60,7 @@ def wire_price(price: float) -> float:
     """`price` rounded to 0.0001 as the exchange rounds it (ValueError if not finite or too large)."""
     units = price_to_units(price)
     if units is None:
-        raise ValueError(f"price {price!r} is not a finite price of at most 4 decimals' range")
+        raise ValueError(f"price {price!r} is not finite, or too large for a price")
     return units_to_price(units)
 
 
