@@ -11,7 +11,9 @@ Which behaviour each test covers:
 - info restarted: the loss and the restoration are reported, the book is rebuilt from the fresh
   snapshot, the trades made meanwhile delivered once: `test_info_restart_rebuilds_the_books`;
 - the gateway restarted: ConnectionLost meanwhile, fills reported again after it:
-  `test_gateway_restart_resubscribes_the_execution_reports`.
+  `test_gateway_restart_resubscribes_the_execution_reports`;
+- IOC, FOK, self-trade prevention and an amend that moves the price, with their execution reports by
+  callback: `test_time_in_force_self_trade_prevention_and_reports`.
 """
 
 from __future__ import annotations
@@ -25,14 +27,19 @@ import pytest
 
 from optivex.client import (
     AsyncExchange,
+    CancelReason,
     ConnectionEvent,
     ConnectionLost,
+    ExecutionReport,
     Fill,
     LoginRefused,
+    OrderCancelled,
     OrderRejected,
     PriceBook,
     RiskLimitBreached,
+    SelfTradePrevention,
     Side,
+    TimeInForce,
     Trade,
     UnknownInstrument,
 )
@@ -205,6 +212,36 @@ def test_gateway_restart_resubscribes_the_execution_reports(everything: Deployme
         assert fills is not None and [(f.order_id, f.trade_id) for f in fills] == [
             (bid.order_id, taken.trade_ids[0])
         ]
+        await alice.close()
+        await bob.close()
+
+    run(scenario())
+
+
+def test_time_in_force_self_trade_prevention_and_reports(everything: Deployment) -> None:
+    async def scenario() -> None:
+        alice, bob = await connect(everything, "alice"), await connect(everything, "bob")
+        await alice.create_instrument("ABC", 0.01)
+        reports: list[ExecutionReport] = []
+        alice.on_report = reports.append
+        await bob.insert_order("ABC", Side.SELL, 10.0, 3)
+        ioc = await alice.insert_order("ABC", Side.BUY, 10.0, 5, TimeInForce.IMMEDIATE_OR_CANCEL)
+        assert (ioc.traded_quantity, ioc.cancelled_quantity, ioc.resting_quantity) == (3, 2, 0)
+        with pytest.raises(OrderRejected):
+            await alice.insert_order("ABC", Side.BUY, 10.0, 1, TimeInForce.FILL_OR_KILL)
+        assert await alice.wait_for(lambda: len(reports) >= 2, TIMEOUT)
+        assert [type(r) for r in reports] == [Fill, OrderCancelled]
+        await alice.set_self_trade_prevention(SelfTradePrevention.CANCEL_RESTING)
+        resting = await alice.insert_order("ABC", Side.SELL, 11.0, 2)
+        crossing = await alice.insert_order("ABC", Side.BUY, 11.0, 1)
+        assert (crossing.traded_quantity, crossing.resting_quantity) == (0, 1)
+        cancelled = await alice.wait_for(
+            lambda: [r for r in reports if isinstance(r, OrderCancelled) and r.order_id == resting.order_id],
+            TIMEOUT,
+        )
+        assert cancelled is not None and cancelled[0].reason == CancelReason.SELF_TRADE
+        moved = await alice.amend_order("ABC", crossing.order_id, 3, price=10.5)
+        assert not moved.priority_kept and [o.order_id for o in await alice.open_orders()] == [moved.order_id]
         await alice.close()
         await bob.close()
 
