@@ -67,7 +67,8 @@ class Exchange(ExchangeBase[SyncClient]):
     ports on 127.0.0.1; `addresses` or `config` (a deployment_config.json) say where else. The password
     defaults to the username (the users `optivex up` writes); admin is logged in as `admin_username`
     (default: the same user). `execution_reports` subscribes to my fills, cancels and amends.
-    `timeout` bounds each request (and a subscription's wait for its snapshot).
+    `timeout` bounds each request (and a subscription's wait for its snapshot). One thread at a time
+    may use an Exchange (it has no lock); a bot with several threads gives each its own.
     """
 
     _stopping = False
