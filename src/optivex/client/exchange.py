@@ -147,9 +147,13 @@ class Exchange(ExchangeBase[SyncClient]):
 
     def subscribe(self, symbol: str, depth_limit: int = 0) -> PriceBook:
         """Subscribe to an instrument's book and trades (UnknownInstrument if there is none); returns its
-        snapshot. `depth_limit` > 0 shows the best N levels of each side only; subscribing again
-        replaces it. Trades are kept for `poll_new_trades` from the subscription on."""
+        snapshot. `depth_limit` > 0 shows the best N levels of each side only; subscribing again with
+        another limit replaces it (the book returned may then be the last one of the old limit: the new
+        snapshot follows). Trades are kept for `poll_new_trades` from the subscription on."""
         already = self.market.subscribed(symbol)
+        book = self.market.book(symbol)
+        if already and book is not None and self.market.depth_limit(symbol) == depth_limit:
+            return book  # subscribed as asked: the book is up to date
         self.market.add_subscription(symbol, depth_limit)  # first: the snapshot may come in the same read
         try:
             self._run(core.subscribe_call(symbol, depth_limit))
