@@ -270,6 +270,7 @@ def test_info_restart_rebuilds_the_books(everything: Deployment, connect: Callab
     same_book(alice, everything, "ABC")
     everything.stop_component("info")
     assert alice.wait_for(lambda: "info" in alice.lost_connections(), TIMEOUT)
+    assert alice.last_price_book("ABC") is None  # not followed while info is away
     with pytest.raises(ConnectionLost):
         alice.subscribe("ABC")
     trade = bob.insert_order("ABC", Side.SELL, 10.0, 2)  # while info is away: the gateway still trades

@@ -169,6 +169,7 @@ def test_info_restart_rebuilds_the_books(everything: Deployment) -> None:
         await same_book(alice, everything, "ABC")
         await asyncio.to_thread(everything.stop_component, "info")
         assert await alice.wait_for(lambda: "info" in alice.lost_connections(), TIMEOUT)
+        assert alice.last_price_book("ABC") is None
         with pytest.raises(ConnectionLost):
             await alice.subscribe("ABC")
         trade = await bob.insert_order("ABC", Side.SELL, 10.0, 2)

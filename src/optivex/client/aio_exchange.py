@@ -439,9 +439,7 @@ class AsyncExchange(ExchangeBase[AsyncClient]):
                     reason = "closed"
                 except ConnectionClosed as exc:
                     reason = str(exc)
-                link.client = None
-                link.lost = reason
-                self._notify_connection(ConnectionEvent(link.name, "lost", reason))
+                self._lost(link, reason)
                 self._dispatch()
                 self._signal()
             loop = asyncio.get_running_loop()

@@ -152,6 +152,15 @@ class ExchangeBase(Generic[C]):
             if report is not None:
                 self._outbox.append(("report", report))
 
+    def _lost(self, link: Link[C], reason: str) -> None:
+        """A link's connection dropped (its client already gone): the state forgets what it can no
+        longer follow (info: the books) and the callbacks are told."""
+        link.client = None
+        link.lost = reason
+        if link.name == "info":
+            self.market.connection_lost()
+        self._notify_connection(ConnectionEvent(link.name, "lost", reason))
+
     def _notify_connection(self, event: ConnectionEvent) -> None:
         self._connection_events.append(event)
         self._outbox.append(("connection", event))

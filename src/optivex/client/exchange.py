@@ -433,9 +433,8 @@ class Exchange(ExchangeBase[SyncClient]):
             link.client.close()
             link.client = None
         reason = str(exc) or type(exc).__name__
-        link.lost = reason
         link.retry_at = 0.0
-        self._notify_connection(ConnectionEvent(link.name, "lost", reason))
+        self._lost(link, reason)
         return reason
 
     def _run(self, call: core.Call[M, T]) -> T:

@@ -563,6 +563,11 @@ class MarketState:
     def remove_subscription(self, symbol: str) -> None:
         self._symbols.pop(symbol, None)
 
+    def connection_lost(self) -> None:
+        """Info's connection dropped: no book is known until its snapshot comes again."""
+        for entry in self._symbols.values():
+            entry.book = None
+
     def resubscribe_requests(self) -> list[info_pb2.OrderBookSubscribeRequest]:
         """After a reconnection: the subscriptions to make again (the books wait for their snapshots)."""
         self.instruments.clear()
