@@ -275,9 +275,10 @@ class ConnectionEvent:
     `kind` "lost": `detail` says why; requests through it raise ConnectionLost until it is restored.
     "restored": the SDK is logged in again; on info every subscription was made again and its books
     are the fresh snapshots; on the gateway the execution reports are subscribed again (fills made
-    while it was away are not reported, `positions()` still counts them). "failed": a restored
-    connection could not resubscribe (`detail` says what; for example an instrument that no longer
-    exists after the order book's restart).
+    while it was away are not reported; `positions()` counts them, unless the gateway itself
+    restarted: its ledger then starts empty). "failed": a restored connection could not
+    resubscribe (`detail` says what; for example an instrument that no longer exists after the
+    order book's restart).
     """
 
     component: ComponentName
