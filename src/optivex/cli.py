@@ -13,18 +13,19 @@ import textwrap
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TypeAlias, cast
-
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
-from google.protobuf.text_encoding import CEscape
+from typing import TypeAlias
 
 from optivex.deploy.config import default_deployment_path, load_deployment
 from optivex.deploy.errors import DeploymentError
 from optivex.deploy.runner import DEFAULT_USERS, Deployment, read_users_file, write_users_file
 from optivex.deploy.supervisor import Supervisor
 from optivex.deploy.workdir import DirectoryLock, new_run_directory
+from optivex.tools import commands, demo, live
+from optivex.tools.common import CliError, fail
+from optivex.tools.messages import format_message
 from optivex.web.deploy import web_component
+
+__all__ = ["build_parser", "format_message", "main", "version"]
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler = Callable[[argparse.Namespace], int]
@@ -135,7 +136,12 @@ def _seconds(text: str) -> float:
     return value
 
 
-COMMANDS: list[Callable[[SubParsers], None]] = [add_up_command]
+COMMANDS: list[Callable[[SubParsers], None]] = [
+    add_up_command,
+    demo.add_demo_command,
+    *commands.COMMANDS,
+    *live.COMMANDS,
+]
 """The functions adding each subcommand, in --help order."""
 
 
@@ -148,9 +154,13 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optivex", description="Optivex, an exchange on one machine.")
+    parser = argparse.ArgumentParser(
+        prog="optivex",
+        description="Optivex, an exchange on one machine: run it (up, demo), ask it (instruments, "
+        "orders, risk limits, positions), watch it (book, trades). `optivex COMMAND --help` for each.",
+    )
     parser.add_argument("--version", action="version", version=f"optivex {version()}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for add in COMMANDS:
         add(subparsers)
     return parser
@@ -164,58 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    return handler(args)
-
-
-# messages -----------------------------------------------------------------
-
-
-def format_message(message: Message, indent: str = "") -> str:
-    """A message in protobuf's text form, but with every field, in declaration order: fields at their
-    default too (`side: BUY`, `quantity: 0`, `trade_ids: []`), which the text form leaves out. A field
-    with presence that is not set (a sub-message, an `optional` or oneof member) reads `<not set>`.
-
-    What every command of this CLI prints of a message goes through here.
-    """
-    lines: list[str] = []
-    fields = cast("Sequence[FieldDescriptor]", message.DESCRIPTOR.fields)
-    for field in fields:
-        value = getattr(message, field.name)
-        if field.is_repeated:
-            if not value:
-                lines.append(f"{indent}{field.name}: []")
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                for item in value:
-                    lines.append(_block(field.name, item, indent))
-            else:
-                items = ", ".join(_scalar(field, item) for item in value)
-                lines.append(f"{indent}{field.name}: [{items}]")
-        elif field.has_presence and not message.HasField(field.name):
-            lines.append(f"{indent}{field.name}: <not set>")
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            lines.append(_block(field.name, value, indent))
-        else:
-            lines.append(f"{indent}{field.name}: {_scalar(field, value)}")
-    return "\n".join(lines)
-
-
-def _block(name: str, message: Message, indent: str) -> str:
-    inner = format_message(message, indent + "  ")
-    return f"{indent}{name} {{\n{inner}\n{indent}}}" if inner else f"{indent}{name} {{}}"
-
-
-def _scalar(field: FieldDescriptor, value: object) -> str:
-    if field.type == FieldDescriptor.TYPE_ENUM:
-        assert isinstance(value, int) and field.enum_type is not None
-        known = field.enum_type.values_by_number.get(value)
-        return known.name if known is not None else str(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{CEscape(value.encode("utf-8"), as_utf8=True)}"'
-    if isinstance(value, bytes):
-        return f'"{CEscape(value, as_utf8=False)}"'
-    return repr(value) if isinstance(value, float) else str(value)
+    try:
+        return handler(args)
+    except CliError as exc:
+        return fail(f"optivex {args.command}", exc)
+    except KeyboardInterrupt:
+        return 130
 
 
 # up ---------------------------------------------------------------------
