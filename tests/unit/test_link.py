@@ -372,3 +372,36 @@ def test_send_on_a_connection_lost_before_the_link_noticed_answers_unavailable()
         await finish(fake, link)
 
     run(scenario)
+
+
+def test_a_send_that_waited_for_a_slot_is_told_as_its_response_is_read() -> None:
+    """On the waiting path too, the callback runs inside the frame's handling, before any later frame
+    of that connection (the gateway relies on it: a response before the events it caused)."""
+
+    async def scenario() -> None:
+        fake, link = await started(max_in_flight=1)
+        fake.holding = True
+        seen: list[str] = []
+        client = link.client
+        assert client is not None
+        original = client.frame_received
+
+        def traced(conn: Any, msg_type: int, payload: bytes) -> None:
+            seen.append("frame")
+            original(conn, msg_type, payload)
+            seen.append("end")
+
+        client.frame_received = traced  # type: ignore[method-assign]
+        link.send(create(1), pb.CreateOrderBookResponse, lambda result: seen.append("done 1"))
+        link.send(create(2), pb.CreateOrderBookResponse, lambda result: seen.append("done 2"))
+        assert len(link._sending) == 1  # the second waits for the slot
+        await fake.next()
+        fake.release()
+        await fake.next()  # the second went out once the first's slot was freed
+        fake.holding = False
+        fake.release()
+        await until(lambda: "done 2" in seen)
+        assert seen == ["frame", "done 1", "end", "frame", "done 2", "end"]
+        await finish(fake, link)
+
+    run(scenario)

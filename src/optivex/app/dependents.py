@@ -36,8 +36,10 @@ Deadlines and bounds of a request sent over a link (``Link.request``):
 ``Link.send`` is the callback form of ``Link.request`` for a component that
 forwards many requests a second (the gateway): while the link is up and has
 a free slot the request goes out at once and the callback gets the response
-or the LinkError, with no task or future; otherwise it takes the same path
-as ``request`` (waiting for the link or a slot) in a task of its own.
+or the LinkError, with no task or future; otherwise a task of its own waits
+for the link and a slot as ``request`` does, then sends it the same way. On
+both paths the callback runs as the response is read, before the frames that
+follow it on that connection (for the gateway: the events the request caused).
 """
 
 from __future__ import annotations
@@ -333,14 +335,32 @@ class Link:
     async def _send_waiting(
         self, message: Message, expect: type[M], done: Callable[[M | LinkError], None], connection: int | None
     ) -> None:
+        """``send`` when it cannot go out at once: waits for the link and a slot, then sends as the fast
+        path does, so that `done` runs as the response is read, before the frames that follow it (the
+        events it caused), whichever path the request took."""
+        loop = asyncio.get_running_loop()
         try:
             client = await self.wait_up()
             if connection is not None and connection != self.connections:
                 raise Unavailable(self.target)
-            response: M | LinkError = await self._request_on(client, message, expect)
+            deadline = loop.time() + self.deadline
+            await self._take_slot(deadline)
         except LinkError as exc:
-            response = exc
-        self._tell(done, response)
+            self._tell(done, exc)
+            return
+        if client.closed.done() or (connection is not None and connection != self.connections):
+            self._free_slot()
+            self._tell(done, Unavailable(self.target))
+            return
+        remaining = max(deadline - loop.time(), 0.001)
+        try:
+            client.request_callback(message, partial(self._sent, done), remaining, expect=expect)
+        except ConnectionClosed:  # lost a loop step before the link noticed: not sent
+            self._free_slot()
+            self._tell(done, Unavailable(self.target))
+        except BaseException:
+            self._free_slot()
+            raise
 
     def _tell(self, done: Callable[[Any], None], result: Any) -> None:
         try:
