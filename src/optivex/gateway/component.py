@@ -316,6 +316,9 @@ class GatewayComponent(Component):
     name = "gateway"
     protocols = ("execution", "risk_limits")
     dependencies = (Follows("order_book"),)
+    # Each order's round trip passes through here twice (client to order book and back): polling after
+    # a read picks the order book's response up without a wake-up from epoll (README: busy polling).
+    default_busy_poll_microseconds = 200
 
     def __init__(self, config: ComponentConfig, users: dict[str, User], log: logging.Logger) -> None:
         super().__init__(config, users, log)
