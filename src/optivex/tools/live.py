@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from optivex.client import SyncClient
@@ -174,38 +173,33 @@ class BookView:
         if self.note:
             header.append(f"  {self.note}", style="bold red")
 
-        ladder = Table(box=None, pad_edge=False, show_edge=False, expand=False, padding=(0, 2))
-        ladder.add_column("bid qty", justify="right", style="green", min_width=8)
-        ladder.add_column("price", justify="right", min_width=10)
-        ladder.add_column("ask qty", justify="right", style="red", min_width=8)
+        # One Text of fixed-width lines (not rich Tables): a frame renders in about a millisecond, and
+        # its height never changes, so that each redraw overwrites the last one exactly.
+        body = Text()
+        body.append(f"\n{'bid qty':>8}  {'price':>12}  {'ask qty':<8}\n")
+        blank = " " * 34 + "\n"
         for _ in range(self.depth - len(asks)):
-            ladder.add_row("", "", "")
+            body.append(blank)
         for level in reversed(asks):
-            ladder.add_row("", Text(_price(level.price, d), style="red"), str(level.quantity))
+            body.append(" " * 10)
+            body.append(f"{_price(level.price, d):>12}", style="red")
+            body.append(f"  {level.quantity:<8}\n", style="red")
         for level in bids:
-            ladder.add_row(str(level.quantity), Text(_price(level.price, d), style="green"), "")
+            body.append(f"{level.quantity:>8}  ", style="green")
+            body.append(f"{_price(level.price, d):>12}", style="green")
+            body.append(" " * 10 + "\n")
         for _ in range(self.depth - len(bids)):
-            ladder.add_row("", "", "")
-
-        tape = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2), title_justify="left")
-        tape.add_column("time (UTC)", min_width=12)
-        tape.add_column("aggressor", min_width=9)
-        tape.add_column("quantity", justify="right")
-        tape.add_column("price", justify="right", min_width=10)
-        tape.add_column("trade", justify="right")
+            body.append(blank)
+        body.append("\nLast trades\n", style="bold")
+        body.append(f"{'time (UTC)':<12}  {'aggressor':<9}  {'quantity':>8}  {'price':>12}  {'trade':>8}")
         shown = list(self.trades)[::-1]
         for trade in shown:
             buy = trade.aggressor_side == common_pb2.BUY
-            tape.add_row(
-                clock(trade.timestamp),
-                Text("BUY" if buy else "SELL", style="green" if buy else "red"),
-                str(trade.quantity),
-                _price(trade.price, d),
-                str(trade.trade_id),
-            )
-        for _ in range(self.max_trades - len(shown)):
-            tape.add_row("", "", "", "", "")
-        return Group(header, Text(""), ladder, Text(""), Text("Last trades", style="bold"), tape)
+            body.append(f"\n{clock(trade.timestamp):<12}  ")
+            body.append(f"{'BUY' if buy else 'SELL':<9}", style="green" if buy else "red")
+            body.append(f"  {trade.quantity:>8}  {_price(trade.price, d):>12}  {trade.trade_id:>8}")
+        body.append("\n" * (self.max_trades - len(shown)))
+        return Group(header, body)
 
 
 class InfoReader:
@@ -312,7 +306,9 @@ def _live_loop(console: Console, reader: InfoReader, view: BookView) -> None:
                 now = time.monotonic()
                 if dirty or now - last_draw >= IDLE_REFRESH:
                     live.update(view.render(now), refresh=True)
-                    pacer.drawn(now)
+                    # From the end of the redraw: frames are more than 1/MAX_REDRAWS s apart on the
+                    # screen too, whatever each one took to render.
+                    pacer.drawn(time.monotonic())
                     last_draw = now
                     dirty = False
                 # The rest of the slot: not read, so that a flood piles up and is read in batches.
