@@ -40,8 +40,16 @@ START_TIMEOUT = 10.0
 BOT_STOP_TIMEOUT = 5.0
 """Seconds a bot has to cancel its orders and stop after SIGINT before it is killed."""
 DEMO_SYMBOLS = ("DEMO", "DEMO2")
-EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
-"""The example bots, in the source checkout the package is installed from (editable)."""
+
+
+def _examples_dir() -> Path:
+    """The example bots: in the source checkout the package is installed from (editable), else in the
+    current directory's checkout (the wheel installed alone, run from a clone: ./scripts/optivex demo)."""
+    beside = Path(__file__).resolve().parents[3] / "examples"
+    return beside if beside.is_dir() else Path.cwd() / "examples"
+
+
+EXAMPLES_DIR = _examples_dir()
 
 
 @dataclass(frozen=True, slots=True)
