@@ -1,4 +1,4 @@
-"""The example bots (examples/) against a real deployment, as a user runs them: `--help`, trading,
+"""The example bots (src/optivex/examples/) against a real deployment, as a user runs them: `--help`, trading,
 and a clean stop on Ctrl-C (SIGINT: exit status 0, their orders cancelled).
 
 - every bot answers `--help`: `test_every_bot_has_help`;
@@ -28,7 +28,7 @@ from optivex.deploy.config import default_deployment_path
 from .helpers import TIMEOUT
 from .test_sdk import START_TIMEOUT, addresses
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "optivex" / "examples"
 BOTS = ("market_maker.py", "random_taker.py", "arbitrage.py")
 WAIT = 20.0
 """Seconds a bot has to show what it does (it acts about once a second)."""

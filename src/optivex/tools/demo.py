@@ -3,7 +3,7 @@
 It starts the exchange as `optivex up` does (the deployment config's fixed ports, the work
 directory's lock, a log directory of this run, components that die with it), or uses the one
 running there (the directory locked by a running `optivex up`, or every port answering); creates
-the demo's instruments; runs the example bots of `examples/` as processes (market makers and random
+the demo's instruments; runs the example bots of `optivex.examples` as processes (market makers and random
 takers, so that the books move); and shows the live view of the first instrument. Ctrl-C (or
 SIGTERM) stops what it started, and only that: the bots (each asked with SIGINT to cancel its
 orders), then the exchange if it started it.
@@ -42,14 +42,8 @@ BOT_STOP_TIMEOUT = 5.0
 DEMO_SYMBOLS = ("DEMO", "DEMO2")
 
 
-def _examples_dir() -> Path:
-    """The example bots: in the source checkout the package is installed from (editable), else in the
-    current directory's checkout (the wheel installed alone, run from a clone: ./scripts/optivex demo)."""
-    beside = Path(__file__).resolve().parents[3] / "examples"
-    return beside if beside.is_dir() else Path.cwd() / "examples"
-
-
-EXAMPLES_DIR = _examples_dir()
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+"""The example bots, shipped in the package (optivex.examples)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +103,7 @@ def add_demo_command(subparsers: SubParsers) -> None:
         description=textwrap.fill(
             "Start the exchange as optivex up does (or use the one running on the deployment's ports), "
             "create the demo's instruments, run the example market makers and random takers "
-            "(examples/) as processes, and show the live book of the first instrument. Ctrl-C stops "
+            "(optivex.examples) as processes, and show the live book of the first instrument. Ctrl-C stops "
             "everything it started, and only that (exit status 0).",
             width=78,
         ),
