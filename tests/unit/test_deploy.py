@@ -357,7 +357,7 @@ FAKE_COMPONENT = """\
 import json, os, signal, socket, sys, time
 from pathlib import Path
 
-mode = Path(sys.argv[0]).name.removeprefix("fake-")
+mode = Path(sys.argv[0]).name.removeprefix("optivex-").removeprefix("fake-")
 assert sys.argv[1] == "-c", sys.argv
 config = json.loads(Path(sys.argv[2]).read_text())
 users = json.loads(Path(config["dataFilePath"]).read_text())["users"]
@@ -392,12 +392,24 @@ if mode == "die":
     time.sleep(0.5)
     print("dying on purpose", file=sys.stderr)
     sys.exit(3)
+if mode == "notify":  # serves a while after listening, then says so ($NOTIFY_SOCKET, app.launch)
+    time.sleep(0.5)
+    log.write("ready\\n")
+    log.flush()
+    notify = os.environ["NOTIFY_SOCKET"]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"READY=1", "\\0" + notify[1:] if notify.startswith("@") else notify)
+if mode == "mute":  # listens, never says it is ready, dies
+    time.sleep(0.3)
+    sys.exit(3)
 while True:
     conn, _ = server.accept()
     conn.close()
 """
 
 FAKE_MODES = ("ok", "silent", "crash", "stubborn", "die")
+NOTIFYING_MODES = ("notify", "mute")
+"""Installed as `optivex-fake-<mode>`: the runner expects READY=1 from Optivex's console scripts."""
 
 
 @pytest.fixture
@@ -405,8 +417,8 @@ def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A directory on PATH holding `fake-<mode>` executables."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for mode in FAKE_MODES:
-        script = bin_dir / f"fake-{mode}"
+    for name in (*(f"fake-{m}" for m in FAKE_MODES), *(f"optivex-fake-{m}" for m in NOTIFYING_MODES)):
+        script = bin_dir / name
         script.write_text(f"#!{sys.executable}\n{FAKE_COMPONENT}", encoding="utf-8")
         script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -516,6 +528,27 @@ def test_component_that_never_listens(fake_bin: Path, tmp_path: Path) -> None:
     assert deployment.component("order_book").poll() == 0  # stopped cleanly
     assert deployment.component("trading").process is None  # never started
     assert deployment.component("front").poll() is not None
+
+
+def test_start_waits_until_an_optivex_component_says_it_is_ready(fake_bin: Path, tmp_path: Path) -> None:
+    (spec,) = _only_order_book()
+    notifying = ComponentSpec(
+        spec.name, "optivex-fake-notify", spec.protocols, spec.auth_required, spec.config
+    )
+    with Deployment([notifying], tmp_path / "work") as running:
+        (log,) = running.component("order_book").log_files()
+        assert log.read_text().splitlines()[-1] == "ready"  # written just before READY=1
+        assert "NOTIFY_SOCKET" not in running._env
+
+
+def test_an_optivex_component_that_stops_before_it_is_ready(fake_bin: Path, tmp_path: Path) -> None:
+    (spec,) = _only_order_book()
+    mute = ComponentSpec(spec.name, "optivex-fake-mute", spec.protocols, spec.auth_required, spec.config)
+    with pytest.raises(DeploymentError) as info:
+        Deployment([mute], tmp_path / "work").start()
+    assert "'order_book' (optivex-fake-mute) stopped with exit status 3 before it was ready to serve" in str(
+        info.value
+    )
 
 
 def test_component_that_exits_at_once(fake_bin: Path, tmp_path: Path) -> None:

@@ -43,16 +43,15 @@ async def start_order_book(tmp_path: Path, port: int = 0) -> tuple[OrderBookComp
         busy_poll_microseconds=0,
     )
     component = OrderBookComponent(config, {}, LOG)
-    server = await component.serve()
+    (server,) = await component.serve()
     return component, int(server.sockets[0].getsockname()[1])
 
 
 async def stop_order_book(component: OrderBookComponent) -> None:
     component.close_all()
     component.abort_all()
-    server = component._server
-    assert server is not None
-    await server.wait_closed()
+    for server in component._servers:
+        await server.wait_closed()
 
 
 class Owner:

@@ -38,13 +38,12 @@ may list.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from optivex.app.component import Component, Reply, handles, run_component
+from optivex.app.component import Component, Reply, handles
 from optivex.app.config import ComponentConfig
 from optivex.app.dependents import LinkError, Requests
 from optivex.app.users import User
@@ -184,7 +183,3 @@ class AdminComponent(Component):
         return instrument_error(i.symbol, i.description, i.currency, i.multiplier) or tick_size_error(
             request.tick_size
         )
-
-
-def main() -> None:
-    sys.exit(run_component(AdminComponent))

@@ -23,21 +23,21 @@ connection's requests (unknown message types, requests before login,
 refused logins) through `complain`, which logs at most
 MAX_COMPLAINTS_PER_CONNECTION of them per connection.
 
-``run_component(Cls)`` is the whole of a component's ``main``: ``-c config``,
-validation, logging, users, the event loop (uvloop where available), signals.
+``run_component(Cls)`` is the whole of a component: ``-c config``, validation,
+logging, users, the event loop (uvloop where available), signals; its console
+script enters through `optivex.app.launch`, which listens before importing it.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import inspect
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 from google.protobuf.message import DecodeError, Message
@@ -45,6 +45,7 @@ from google.protobuf.message import DecodeError, Message
 from optivex.app.auth import NOT_LOGGED_IN, Authenticator
 from optivex.app.config import ComponentConfig, ConfigError, load_config
 from optivex.app.dependents import Dependency, Link, create_links
+from optivex.app.launch import LISTEN_BACKLOG, argument_parser, new_event_loop, notify_ready
 from optivex.app.users import User, load_users
 from optivex.logsafe import loggable
 from optivex.net import BusyPoll, Connection
@@ -304,7 +305,7 @@ class Component:
         busy_poll = config.busy_poll_microseconds
         self.busy_poll_microseconds = self.default_busy_poll_microseconds if busy_poll is None else busy_poll
         self._busy_poll: BusyPoll | None = None
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.links: dict[str, Link] = create_links(self, self.dependencies, config, log)
         """The link of each declared dependency, by connectTo target; started once listening."""
@@ -330,24 +331,30 @@ class Component:
     async def stop(self) -> None:
         """Release what start() acquired; runs after connections are closed."""
 
-    async def serve(self) -> asyncio.Server:
-        """Listen on the configured address."""
+    async def serve(self, sockets: Sequence[socket.socket] = ()) -> list[asyncio.Server]:
+        """Listen on the configured address, or on `sockets` already listening there (app.launch)."""
         loop = asyncio.get_running_loop()
         if self.busy_poll_microseconds:
             self._busy_poll = BusyPoll(loop, self.busy_poll_microseconds / 1_000_000)
-        self._server = await loop.create_server(
-            self._new_connection,
-            self.config.listen_on.host,
-            self.config.listen_on.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        return self._server
+        if sockets:
+            for sock in sockets:
+                server = await loop.create_server(self._new_connection, sock=sock, backlog=LISTEN_BACKLOG)
+                self._servers.append(server)
+        else:
+            server = await loop.create_server(
+                self._new_connection,
+                self.config.listen_on.host,
+                self.config.listen_on.port,
+                reuse_address=True,
+                backlog=LISTEN_BACKLOG,
+            )
+            self._servers.append(server)
+        return self._servers
 
     def close_all(self) -> None:
         """Stop listening and close every connection, flushing what is queued."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in list(self.connections):
             conn.close()
 
@@ -561,22 +568,13 @@ def setup_logging(name: str, config: ComponentConfig) -> logging.Logger:
     return logger
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
-async def _serve_until_signalled(component: Component) -> None:
+async def _serve_until_signalled(component: Component, sockets: Sequence[socket.socket]) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     # Listen first: connecting to dependencies (and their replays) never delays accepting.
-    server = await component.serve()
+    servers = await component.serve(sockets)
     for link in component.links.values():
         link.start()
     starting = loop.create_task(component.start())
@@ -594,7 +592,7 @@ async def _serve_until_signalled(component: Component) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    addresses = ", ".join(str(s.getsockname()[:2]) for s in server.sockets)
+    addresses = ", ".join(str(s.getsockname()[:2]) for server in servers for s in server.sockets)
     polling = component.busy_poll_microseconds
     component.log.info(
         "%s listening on %s; %s",
@@ -602,6 +600,7 @@ async def _serve_until_signalled(component: Component) -> None:
         addresses,
         f"busy polling {polling} us after each read" if polling else "no busy polling",
     )
+    notify_ready()
     await stopping.wait()
     component.log.info("%s stopping", component.name)
     component.close_all()
@@ -619,30 +618,37 @@ async def _stop(component: Component) -> None:
             await link.stop()
 
 
-def run_component(cls: type[Component], argv: list[str] | None = None) -> int:
-    """The main of a component: `NAME -c config.json`; returns the exit status."""
-    parser = argparse.ArgumentParser(prog=cls.name, description=cls.__doc__)
-    parser.add_argument("-c", "--config", required=True, type=Path, help="component config (JSON)")
-    args = parser.parse_args(argv)
+def run_component(
+    cls: type[Component], argv: list[str] | None = None, sockets: Sequence[socket.socket] = ()
+) -> int:
+    """The main of a component: `NAME -c config.json` (app.launch); returns the exit status.
+
+    `sockets`: already listening on the config's listenOn (app.launch.listen_early); closed on errors.
+    """
+    args = argument_parser(cls.name, cls.__doc__).parse_args(argv)
     try:
-        config = load_config(args.config, cls.default_auth_required)
-        users = load_users(config.data_file_path)
-        log = setup_logging(cls.name, config)
-    except ConfigError as exc:
-        print(f"{cls.name}: {exc}", file=sys.stderr)
-        return 2
-    log.info("%s starting with config %s (%d users)", cls.name, args.config, len(users))
-    for warning in config.warnings:  # config.py cannot log: logging is set up from the config
-        log.warning("%s", warning)
-    try:
-        component = cls(config, users, log)
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
-            runner.run(_serve_until_signalled(component))
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    except OSError as exc:
-        log.error("cannot serve on %s:%d: %s", config.listen_on.host, config.listen_on.port, exc)
-        return 1
-    log.info("%s stopped", cls.name)
-    return 0
+        try:
+            config = load_config(args.config, cls.default_auth_required)
+            users = load_users(config.data_file_path)
+            log = setup_logging(cls.name, config)
+        except ConfigError as exc:
+            print(f"{cls.name}: {exc}", file=sys.stderr)
+            return 2
+        log.info("%s starting with config %s (%d users)", cls.name, args.config, len(users))
+        for warning in config.warnings:  # config.py cannot log: logging is set up from the config
+            log.warning("%s", warning)
+        try:
+            component = cls(config, users, log)
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(_serve_until_signalled(component, sockets))
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return 2
+        except OSError as exc:
+            log.error("cannot serve on %s:%d: %s", config.listen_on.host, config.listen_on.port, exc)
+            return 1
+        log.info("%s stopped", cls.name)
+        return 0
+    finally:
+        for sock in sockets:
+            sock.close()

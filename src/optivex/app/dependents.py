@@ -56,7 +56,8 @@ from typing import Any, Protocol, TypeVar
 from google.protobuf.message import Message
 
 from optivex.app.config import Address, ComponentConfig
-from optivex.client import AsyncClient, ConnectionClosed, RequestTimeout
+from optivex.client.aio import AsyncClient
+from optivex.client.session import ConnectionClosed, RequestTimeout
 
 M = TypeVar("M", bound=Message)
 

@@ -22,55 +22,111 @@ The protocol clients underneath:
 - `AsyncClient` (aio.py): asyncio, for bots, tools and components that talk
   to other components: futures with deadlines for requests, events to a
   callback or a bounded queue that pauses reading when full.
+
+Importing this package imports nothing more: each name loads its module when first used, so that a
+component, which needs only `AsyncClient`, does not pay for the SDK at startup.
 """
 
-from optivex.client.addresses import Addresses
-from optivex.client.aio import DEFAULT_MAX_QUEUED, DEFAULT_REQUEST_TIMEOUT, AsyncClient
-from optivex.client.aio_exchange import AsyncExchange
-from optivex.client.errors import (
-    ConnectionLost,
-    ExchangeTimeout,
-    ExchangeUnavailable,
-    LoginRefused,
-    NotLoggedIn,
-    OptivexError,
-    OrderRejected,
-    RequestRejected,
-    RiskLimitBreached,
-    UnknownInstrument,
-)
-from optivex.client.exchange import Exchange
-from optivex.client.model import (
-    CancelReason,
-    ConnectionEvent,
-    ExecutionReport,
-    Fill,
-    Instrument,
-    OpenOrder,
-    OrderAmended,
-    OrderCancelled,
-    OrderResult,
-    Position,
-    PriceBook,
-    PriceLevel,
-    SelfTradePrevention,
-    Side,
-    TimeInForce,
-    Trade,
-)
-from optivex.client.session import (
-    MAX_ABANDONED,
-    ClientSession,
-    ConnectionClosed,
-    Event,
-    ProtocolViolation,
-    Received,
-    RequestFailed,
-    RequestTimeout,
-    Response,
-    UnexpectedMessage,
-)
-from optivex.client.sync import SyncClient
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optivex.client.addresses import Addresses
+    from optivex.client.aio import DEFAULT_MAX_QUEUED, DEFAULT_REQUEST_TIMEOUT, AsyncClient
+    from optivex.client.aio_exchange import AsyncExchange
+    from optivex.client.errors import (
+        ConnectionLost,
+        ExchangeTimeout,
+        ExchangeUnavailable,
+        LoginRefused,
+        NotLoggedIn,
+        OptivexError,
+        OrderRejected,
+        RequestRejected,
+        RiskLimitBreached,
+        UnknownInstrument,
+    )
+    from optivex.client.exchange import Exchange
+    from optivex.client.model import (
+        CancelReason,
+        ConnectionEvent,
+        ExecutionReport,
+        Fill,
+        Instrument,
+        OpenOrder,
+        OrderAmended,
+        OrderCancelled,
+        OrderResult,
+        Position,
+        PriceBook,
+        PriceLevel,
+        SelfTradePrevention,
+        Side,
+        TimeInForce,
+        Trade,
+    )
+    from optivex.client.session import (
+        MAX_ABANDONED,
+        ClientSession,
+        ConnectionClosed,
+        Event,
+        ProtocolViolation,
+        Received,
+        RequestFailed,
+        RequestTimeout,
+        Response,
+        UnexpectedMessage,
+    )
+    from optivex.client.sync import SyncClient
+
+_MODULE_OF = {
+    "Addresses": "addresses",
+    "AsyncClient": "aio",
+    "AsyncExchange": "aio_exchange",
+    "CancelReason": "model",
+    "ClientSession": "session",
+    "ConnectionClosed": "session",
+    "ConnectionEvent": "model",
+    "ConnectionLost": "errors",
+    "DEFAULT_MAX_QUEUED": "aio",
+    "DEFAULT_REQUEST_TIMEOUT": "aio",
+    "Event": "session",
+    "Exchange": "exchange",
+    "ExchangeTimeout": "errors",
+    "ExchangeUnavailable": "errors",
+    "ExecutionReport": "model",
+    "Fill": "model",
+    "Instrument": "model",
+    "LoginRefused": "errors",
+    "MAX_ABANDONED": "session",
+    "NotLoggedIn": "errors",
+    "OpenOrder": "model",
+    "OptivexError": "errors",
+    "OrderAmended": "model",
+    "OrderCancelled": "model",
+    "OrderRejected": "errors",
+    "OrderResult": "model",
+    "Position": "model",
+    "PriceBook": "model",
+    "PriceLevel": "model",
+    "ProtocolViolation": "session",
+    "Received": "session",
+    "RequestFailed": "session",
+    "RequestRejected": "errors",
+    "RequestTimeout": "session",
+    "Response": "session",
+    "RiskLimitBreached": "errors",
+    "SelfTradePrevention": "model",
+    "Side": "model",
+    "SyncClient": "sync",
+    "TimeInForce": "model",
+    "Trade": "model",
+    "UnexpectedMessage": "session",
+    "UnknownInstrument": "errors",
+}
+"""Where each public name lives (a module of this package)."""
 
 __all__ = [
     "DEFAULT_MAX_QUEUED",
@@ -117,3 +173,16 @@ __all__ = [
     "UnexpectedMessage",
     "UnknownInstrument",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

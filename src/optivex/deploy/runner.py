@@ -9,6 +9,11 @@ Layout of the work dir: `users.json` (unless a user data file is given), `config
 `logs/<name>/` (the component's logDirectory), `logs/<name>.stdout` and `logs/<name>.stderr`; `logs_dir`
 moves the `logs/` part elsewhere (`optivex up` gives each run its own).
 
+A component counts as started once it accepts TCP connections within `start_timeout` (rule 4 of
+section 9) and, for Optivex's own console scripts, once it has also said ``READY=1`` on
+``$NOTIFY_SOCKET`` (deploy.readiness): they listen before importing, so accepting alone does not
+mean serving.
+
 With `die_with_parent` (Linux), each component is started with PR_SET_PDEATHSIG: the kernel kills it
 when the process that started it dies, however it dies (`kill -9` included).
 """
@@ -31,12 +36,13 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from optivex.app.config import ConfigError
 from optivex.app.users import User, load_users
 from optivex.deploy.config import ComponentSpec, default_deployment_path, load_deployment
 from optivex.deploy.errors import DeploymentError
+from optivex.deploy.readiness import NOTIFY_SOCKET_ENV, ReadyListener
 from optivex.deploy.topology import check_connect_to, components_for_suite, start_order
 
 PortPolicy = Literal["ephemeral", "fixed"]
@@ -49,6 +55,11 @@ BIN_DIR_ENV = "OPTIVEX_BIN_DIR"
 """Where to find the components' console scripts instead (tests against an installed wheel)."""
 START_TIMEOUT = 2.0
 """Seconds a component has, from its start, to accept a TCP connection (rule 4 of section 9)."""
+READY_TIMEOUT = 20.0
+"""Seconds an Optivex component has, from its start, to say it serves (READY=1); generous, for
+loaded machines: the contract's limit is on accepting (START_TIMEOUT)."""
+OPTIVEX_SCRIPT_PREFIX = "optivex-"
+"""Console scripts so named are Optivex's and send READY=1 (when started by their default command)."""
 STOP_TIMEOUT = 3.0
 """Seconds the components have to exit after SIGTERM before they are killed."""
 _POLL_INTERVAL = 0.02
@@ -226,6 +237,8 @@ class RunningComponent:
     config: dict[str, Any] = field(default_factory=dict)
     """The rewritten config it was last started with."""
     started_at: float = 0.0
+    ready_listener: ReadyListener | None = None
+    """Where it says READY=1, from its launch until it has (or failed to)."""
 
     @property
     def name(self) -> str:
@@ -351,7 +364,10 @@ class Deployment:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self._command: CommandResolver = command or default_command
+        self._notified = command is None
+        """Whether components say READY=1 (Optivex's console scripts, not custom commands)."""
         self._env = dict(os.environ if env is None else env)
+        self._env.pop(NOTIFY_SOCKET_ENV, None)
         self._env.setdefault("PYTHONUNBUFFERED", "1")
         self.logs_dir = self.workdir / "logs" if logs_dir is None else Path(logs_dir).absolute()
         """Where the components' log directories and stdout/stderr files go."""
@@ -440,7 +456,8 @@ class Deployment:
     # lifecycle ---------------------------------------------------------
 
     def start(self, *, defer: Collection[str] = ()) -> Deployment:
-        """Start every component in order, each ready (accepting TCP) before the next starts.
+        """Start every component in order, each accepting TCP before the next starts, then wait until
+        each serves (READY=1).
 
         The components named in `defer` get their port but are not started: `start_component` starts
         them later (a process that joins a running deployment, e.g. an info process that follows the
@@ -472,9 +489,12 @@ class Deployment:
                     )
         self._running = True
         try:
-            for comp in comps:
-                if comp.name not in defer:
-                    self._start_one(comp, may_move=fresh_ports)
+            started = [comp for comp in comps if comp.name not in defer]
+            for comp in started:
+                self._start_one(comp, may_move=fresh_ports)
+            # All accept by now; they finish starting in parallel.
+            for comp in started:
+                self._wait_serving(comp)
         except BaseException:
             self.stop()
             raise
@@ -534,6 +554,7 @@ class Deployment:
             raise DeploymentError(f"component {name!r} is still running")
         first = comp.process is None and self.ports == "ephemeral"
         self._start_one(comp, may_move=first)
+        self._wait_serving(comp)
 
     def restart(self) -> dict[str, int | None]:
         """Stop, then start again on the same ports: a new trading day. Returns the stop's exit codes."""
@@ -573,17 +594,39 @@ class Deployment:
         new port when it lost its port to another process."""
         for attempt in (1, 2):
             self._launch(comp, note="" if attempt == 1 else f"retrying on port {comp.port}")
-            failure = self._wait_ready(comp)
+            failure = self._wait_accepting(comp)
             if failure is None:
                 return
+            self._close_listener(comp)
             if may_move and attempt == 1 and self._lost_port(comp):
                 comp.port = pick_free_ports(1)[0]
                 continue
-            if comp.process is not None and comp.process.poll() is None:
-                comp.process.kill()
-                comp.process.wait()
-                comp.poll()
-            raise DeploymentError(f"{failure}\n{comp.tail()}")
+            self._fail(comp, failure)
+
+    def _wait_serving(self, comp: RunningComponent) -> None:
+        """Once it accepts: wait until it says READY=1, when it was asked to."""
+        listener = comp.ready_listener
+        if listener is None:
+            return
+        try:
+            failure = self._wait_notified(comp, listener)
+        finally:
+            self._close_listener(comp)
+        if failure is not None:
+            self._fail(comp, failure)
+
+    def _fail(self, comp: RunningComponent, failure: str) -> NoReturn:
+        if comp.process is not None and comp.process.poll() is None:
+            comp.process.kill()
+            comp.process.wait()
+            comp.poll()
+        raise DeploymentError(f"{failure}\n{comp.tail()}")
+
+    @staticmethod
+    def _close_listener(comp: RunningComponent) -> None:
+        if comp.ready_listener is not None:
+            comp.ready_listener.close()
+            comp.ready_listener = None
 
     def _launch(self, comp: RunningComponent, note: str) -> None:
         targets = {name: self._components[name].address for name in comp.spec.connect_to}
@@ -594,6 +637,10 @@ class Deployment:
         comp.config_path.write_text(json.dumps(comp.config, indent=4) + "\n", encoding="utf-8")
         comp.log_dir.mkdir(parents=True, exist_ok=True)
         argv = [*self._command(comp.spec), "-c", str(comp.config_path)]
+        env = self._env
+        if self._notified and comp.spec.package_name.startswith(OPTIVEX_SCRIPT_PREFIX):
+            comp.ready_listener = ReadyListener()
+            env = {**env, NOTIFY_SOCKET_ENV: comp.ready_listener.env_value}
         fresh = self.day == 1 and not note
         header = "" if fresh else f"===== day {self.day}{': ' + note if note else ''} =====\n"
         with (
@@ -609,7 +656,7 @@ class Deployment:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
-                    env=self._env,
+                    env=env,
                     start_new_session=True,
                     preexec_fn=die_with_parent_hook() if self.die_with_parent else None,
                 )
@@ -623,7 +670,7 @@ class Deployment:
         comp.killed = False
         self._processes.append(comp.process)
 
-    def _wait_ready(self, comp: RunningComponent) -> str | None:
+    def _wait_accepting(self, comp: RunningComponent) -> str | None:
         """None once the component accepts a TCP connection, else why it did not in time."""
         assert comp.process is not None
         host, port = comp.address
@@ -650,6 +697,17 @@ class Deployment:
             if time.monotonic() >= deadline:
                 return f"{what} did not accept connections on {host}:{port} within {self.start_timeout:g} s"
             time.sleep(_POLL_INTERVAL)
+
+    def _wait_notified(self, comp: RunningComponent, listener: ReadyListener) -> str | None:
+        what = f"component {comp.name!r} ({comp.spec.package_name})"
+        deadline = comp.started_at + READY_TIMEOUT
+        while not listener.wait(min(_POLL_INTERVAL, max(0.0, deadline - time.monotonic()))):
+            code = comp.poll()
+            if code is not None:
+                return f"{what} stopped with {describe_status(code)} before it was ready to serve"
+            if time.monotonic() >= deadline:
+                return f"{what} accepts connections but did not say it was ready within {READY_TIMEOUT:g} s"
+        return None
 
     def _lost_port(self, comp: RunningComponent) -> bool:
         """Whether a component that died probably lost its (ephemeral) port to another process."""

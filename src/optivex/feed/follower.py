@@ -49,7 +49,8 @@ from google.protobuf.message import DecodeError, Message
 
 from optivex.app.config import Address, ComponentConfig
 from optivex.app.dependents import Link, LinkError
-from optivex.client import AsyncClient, RequestTimeout
+from optivex.client.aio import AsyncClient
+from optivex.client.session import RequestTimeout
 from optivex.feed.events import EVENT_CLASSES, apply_event, load_event
 from optivex.feed.mirror import BookMirror, Change, MirrorError
 from optivex.net import Connection

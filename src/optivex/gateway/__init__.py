@@ -4,3 +4,10 @@
   checked against the user's limits (``optivex.risk``) and forwarded to the order book over the
   connection of its feed, whose mirror gives symbols, order ownership and outstanding quantities.
 """
+
+from optivex.app.launch import launch
+
+
+def main() -> None:
+    """The console script: listens at once, then imports the component (optivex.app.launch)."""
+    launch("gateway", "optivex.gateway.component:GatewayComponent", __doc__)

@@ -74,13 +74,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from time import monotonic
 from typing import cast
 
 from google.protobuf.message import Message
 
-from optivex.app.component import Component, Reply, handles, run_component
+from optivex.app.component import Component, Reply, handles
 from optivex.app.config import ComponentConfig
 from optivex.app.dependents import LinkError
 from optivex.app.users import User
@@ -983,7 +982,3 @@ class GatewayComponent(Component):
                 self_trade_prevention=cast(common_pb2.SelfTradePrevention, stp),
             )
         )
-
-
-def main() -> None:
-    sys.exit(run_component(GatewayComponent))

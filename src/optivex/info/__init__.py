@@ -6,3 +6,10 @@
   slow readers, trades never.
 - ``component``: ``InfoComponent``, the protocol over both (``optivex-info``).
 """
+
+from optivex.app.launch import launch
+
+
+def main() -> None:
+    """The console script: listens at once, then imports the component (optivex.app.launch)."""
+    launch("info", "optivex.info.component:InfoComponent", __doc__)

@@ -48,11 +48,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from functools import partial
 from typing import cast
 
-from optivex.app.component import Component, Reply, handles, run_component
+from optivex.app.component import Component, Reply, handles
 from optivex.app.config import ComponentConfig
 from optivex.app.dependents import LinkError, Unavailable
 from optivex.app.users import User
@@ -397,7 +396,3 @@ class InfoComponent(Component):
             reply.send(message)
         finally:
             self._turn_done(conn, done)
-
-
-def main() -> None:
-    sys.exit(run_component(InfoComponent))

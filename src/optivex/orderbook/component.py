@@ -25,11 +25,10 @@ quantity).
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from time import time_ns
 
-from optivex.app.component import Component, Reply, handles, run_component
+from optivex.app.component import Component, Reply, handles
 from optivex.app.config import ComponentConfig
 from optivex.app.users import User
 from optivex.engine import BUY, IOC, STP_CANCEL_INCOMING, BookInfo, Exchange, Fill, Order, Rejected
@@ -573,7 +572,3 @@ class OrderBookComponent(Component):
         if instrument is not None:
             event.instrument.CopyFrom(instrument)
         return event
-
-
-def main() -> None:
-    sys.exit(run_component(OrderBookComponent))

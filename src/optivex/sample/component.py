@@ -12,9 +12,7 @@ optivex.logsafe.loggable.
 
 from __future__ import annotations
 
-import sys
-
-from optivex.app.component import Component, Reply, handles, run_component
+from optivex.app.component import Component, Reply, handles
 from optivex.proto import sample_pb2
 
 
@@ -27,7 +25,3 @@ class SampleApp(Component):
     @handles(sample_pb2.EchoRequest)
     def echo(self, reply: Reply, request: sample_pb2.EchoRequest) -> None:
         reply.send(sample_pb2.EchoResponse(request_id=request.request_id, text=request.text))
-
-
-def main() -> None:
-    sys.exit(run_component(SampleApp))

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from optivex.app.config import Address, ConfigError
+from optivex.app.launch import new_event_loop, notify_ready
 from optivex.web.config import WebConfig, load_web_config
 
 NAME = "optivex-web"
@@ -84,20 +85,12 @@ async def serve(
             config.info.host,
             config.info.port,
         )
+        notify_ready()
         await stopping.wait()
         log.info("%s stopping", NAME)
         await follower.stop()
     finally:
         await runner.cleanup()
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -114,7 +107,7 @@ def run(argv: list[str] | None = None) -> int:
     log.info("%s starting with config %s", NAME, args.config)
     try:
         sock = listen(config.listen_on)
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve(config, log, sock))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s", config.listen_on.host, config.listen_on.port, exc)
