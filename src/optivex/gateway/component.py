@@ -514,6 +514,9 @@ class GatewayComponent(Component):
                 return
         if not self_trade_prevention and self._stp:
             self_trade_prevention = self._stp.get(user, 0)  # type: ignore[assignment]
+        # Taken now: if the connection closes before the order is placed, its (closed) state still
+        # cancels the order once placed.
+        cod = self._cod.get(reply.conn) if self._cod else None
         symbol = request.instrument_symbol
         price = price_to_units(request.price)
         feed = self.feed
@@ -527,7 +530,15 @@ class GatewayComponent(Component):
             checked = risk.check_insert(user, book.book_id, symbol, price, request.quantity, now)
             if not isinstance(checked, Rejection):
                 self._send_insert(
-                    reply.defer(), request, user, book, price, checked, time_in_force, self_trade_prevention
+                    reply.defer(),
+                    request,
+                    user,
+                    book,
+                    price,
+                    checked,
+                    time_in_force,
+                    self_trade_prevention,
+                    cod,
                 )
                 return
             if not checked.outstanding:
@@ -535,10 +546,16 @@ class GatewayComponent(Component):
                 return
             # Maybe stale: fills and cancels any client was told of may not have reached the feed yet.
         stp = int(self_trade_prevention)
-        reply.defer_async(lambda later: self._insert_after_barrier(later, request, user, price, stp))
+        reply.defer_async(lambda later: self._insert_after_barrier(later, request, user, price, stp, cod))
 
     async def _insert_after_barrier(
-        self, reply: Reply, request: ex.InsertOrderRequest, user: str, price: int | None, stp: int
+        self,
+        reply: Reply,
+        request: ex.InsertOrderRequest,
+        user: str,
+        price: int | None,
+        stp: int,
+        cod: CancelOnDisconnect | None,
     ) -> None:
         """An insert the mirror could not decide at once: decided after the feed's barrier."""
         symbol = request.instrument_symbol
@@ -556,7 +573,9 @@ class GatewayComponent(Component):
         if isinstance(checked, Rejection):
             reply.error(checked.message)
             return
-        self._send_insert(reply.defer(), request, user, target, price, checked, request.time_in_force, stp)
+        self._send_insert(
+            reply.defer(), request, user, target, price, checked, request.time_in_force, stp, cod
+        )
 
     def _send_insert(
         self,
@@ -568,13 +587,13 @@ class GatewayComponent(Component):
         reservation: Reservation,
         time_in_force: int,
         self_trade_prevention: int,
+        cod: CancelOnDisconnect | None,
     ) -> None:
         """Send a checked, reserved insert on the connection whose mirror decided it; answer from its
-        response."""
+        response. `cod`: the requesting connection's cancel-on-disconnect state, if it enabled it."""
         feed = self.feed
         sent_on = feed.connections
         risk = self.risk
-        cod = self._cod.get(reply.conn) if self._cod else None
 
         def answered(response: ob.InsertOrderResponse | LinkError) -> None:
             # A LinkError otherwise. Tested this way round: an isinstance that fails on a protobuf
@@ -679,7 +698,8 @@ class GatewayComponent(Component):
             if price is None:  # not representable: invalid whatever the book
                 reply.error(cast(str, order_error(BUY, None, request.quantity, 1)))
                 return
-        if self.feed.up and self._amend(reply, request, user, price, stp, settled=False):
+        cod = self._cod.get(reply.conn) if self._cod else None  # taken now: see insert_order
+        if self.feed.up and self._amend(reply, request, user, price, stp, cod, settled=False):
             return
 
         async def after_barrier(later: Reply) -> None:
@@ -688,7 +708,7 @@ class GatewayComponent(Component):
             except LinkError as exc:
                 later.error(str(exc))
                 return
-            self._amend(later, request, user, price, stp, settled=True)
+            self._amend(later, request, user, price, stp, cod, settled=True)
 
         reply.defer_async(after_barrier)
 
@@ -699,6 +719,7 @@ class GatewayComponent(Component):
         user: str,
         price: int | None,
         stp: int,
+        cod: CancelOnDisconnect | None,
         settled: bool,
     ) -> bool:
         """Decide an amend on the mirror: answered or sent (True), or False when the mirror refuses it and
@@ -741,7 +762,7 @@ class GatewayComponent(Component):
                 reply.error(checked.message)
                 return True
             return False
-        self._send_amend(reply.defer(), request, user, book, price, stp, checked)
+        self._send_amend(reply.defer(), request, user, book, price, stp, checked, cod)
         return True
 
     def _send_amend(
@@ -753,11 +774,11 @@ class GatewayComponent(Component):
         price: int | None,
         stp: int,
         reservation: Reservation,
+        cod: CancelOnDisconnect | None,
     ) -> None:
         feed = self.feed
         sent_on = feed.connections
         risk = self.risk
-        cod = self._cod.get(reply.conn) if self._cod else None
         old_order_id = request.order_id
 
         def answered(response: ob.AmendOrderResponse | LinkError) -> None:
