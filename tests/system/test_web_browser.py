@@ -34,12 +34,8 @@ def missing() -> str | None:
     return None
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    reason = missing()
-    if reason is not None:
-        print(f"SKIPPED browser test: {reason}")
-        pytest.skip(reason)
+def chromium_driver() -> Any:
+    """A selenium driver of headless Debian chromium (benchmarks/web_demo.py uses it too)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -57,7 +53,16 @@ def browser() -> Iterator[Any]:
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    reason = missing()
+    if reason is not None:
+        print(f"SKIPPED browser test: {reason}")
+        pytest.skip(reason)
+    driver = chromium_driver()
     try:
         yield driver
     finally:
