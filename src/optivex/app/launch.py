@@ -1,13 +1,13 @@
 """How a component's process starts: listening first, then the imports, then saying it is ready.
 
 A component must accept TCP connections within 2 seconds of its start (section 9 of the
-contract), and importing asyncio, protobuf and jsonschema takes most of a second on an idle
-machine, several on a loaded one. So each console script (``optivex-gateway = "optivex.gateway:main"``)
-enters here through a module that imports nothing heavy: `launch` reads ``listenOn`` from the
-config, binds and listens (the kernel completes handshakes from then on and queues what clients
-send), and only then imports the component and hands it the listening sockets. Whatever cannot
-be bound early (a config that cannot be read, a port in use) is left to the component, which
-reports it as it always does.
+contract), and importing asyncio, protobuf and a component's modules takes about half a second
+on an idle machine, seconds on a loaded one. So each console script
+(``optivex-gateway = "optivex.gateway:main"``) enters here through a module that imports nothing
+heavy: `launch` reads ``listenOn`` from the config, binds and listens (the kernel completes
+handshakes from then on and queues what clients send), and only then imports the component and
+hands it the listening sockets. Whatever cannot be bound early (a config that cannot be read, a
+port in use) is left to the component, which reports it as it always does.
 
 Once serving, the component tells whoever started it that it is ready, by the systemd
 notification protocol: a datagram ``READY=1`` to the Unix socket named by ``$NOTIFY_SOCKET``

@@ -505,6 +505,8 @@ class Deployment:
 
         Returns (and records in `exit_codes`) each component's exit status; None for one never started.
         """
+        for comp in self._components.values():
+            self._close_listener(comp)  # a start cut short leaves some open
         alive = [c for c in reversed(self._components.values()) if c.process is not None and c.poll() is None]
         for comp in alive:
             assert comp.process is not None
