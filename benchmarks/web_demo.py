@@ -5,8 +5,9 @@ ephemeral ports; the demo's own bots (`optivex demo`'s market makers and random 
 processes) on DEMO and DEMO2, and with --flood a stream of resting 1-lot buys on DEMO straight into
 the order book; headless Debian chromium (selenium) shows the page. --samples times: a resting
 order on a third instrument, MARK, through the gateway, timed from the gateway's response until the
-page's ladder shows it, then its cancel until the page drops it (the page's DOM polled every
-~5 ms). Prints the order book's changes/s (every event an order-book listener got), the lag's p50,
+page's ladder shows it, then its cancel until the page drops it (the page's DOM polled 5 ms
+after each answer of chromedriver, whose own round trip is 7-22 ms: each lag is good to ~20 ms).
+Prints the order book's changes/s (every event an order-book listener got), the lag's p50,
 p90 and max, optivex-web's and the whole chromium tree's CPU (from /proc), and last, with the bots
 and the flood paused, whether the page's DEMO ladder comes to equal info's book.
 
