@@ -158,7 +158,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             if flood is not None:
                 flood.done.set()
                 flood.join()
-            settle(deployment, driver, config)
+            settle(driver, config)
         finally:
             for bot in bots:
                 bot.process.send_signal(signal.SIGCONT)
@@ -210,7 +210,7 @@ def measure(args: argparse.Namespace, deployment: Deployment, driver: Any, count
     print(f"   CPU % of one core: optivex-web {web:.1f}, chromium (every process) {browser:.1f}")
 
 
-def settle(deployment: Deployment, driver: Any, config: Path) -> None:
+def settle(driver: Any, config: Path) -> None:
     """With the bots paused: whether the page's DEMO ladder comes to equal info's book."""
     with Exchange.connect(
         "admin", addresses=Addresses.from_config(config), execution_reports=False
