@@ -33,7 +33,10 @@ b. load: 4 client processes (multiprocessing "spawn"), one per user, each
    /proc; "other" is every other process of the machine: noise on a shared
    machine). The same 4-client run straight into the order book (same users,
    on_behalf_of_username) follows as the same-minutes baseline, and the ratio
-   gateway/direct; `--repeat N` alternates the two N times.
+   gateway/direct; `--repeat N` alternates the two N times. Each run also
+   derives the CPU microseconds an order costs each process and the rate
+   that cost caps it at on this machine (every core busy with it, or its
+   busiest component, one process, at a whole core).
 
 Components run with their configs from deployment_config.json, so with their
 default busy polling after each read (the order book's 200 us; the gateway's 0
@@ -463,7 +466,26 @@ class LoadRun:
             f"   {len(self.clients)} clients {where} (window {window:,}): {self.rate:,.0f} orders/s "
             f"(inserts + cancels answered per second over {self.seconds:g} s; {per_client}); "
             f"{inserts:.0f}% inserts; rejected {rejected}{first}\n"
-            f"      CPU % of one core: clients {client_cpu}, {cpu}"
+            f"      CPU % of one core: clients {client_cpu}, {cpu}\n"
+            f"      {self.ceiling()}"
+        )
+
+    def ceiling(self) -> str:
+        """CPU microseconds each order costs each process, and where the path tops out on this machine
+        at that cost: its cores all busy with nothing else, or its busiest component (one process,
+        one core) at 100%."""
+        if not self.rate:
+            return "no order answered"
+        per_order = {
+            name: value / 100 / self.rate * 1_000_000 for name, value in self.cpu.items() if name != "other"
+        }
+        cores = os.cpu_count() or 1
+        total = sum(per_order.values())
+        busiest = max((name for name in per_order if name != "clients"), key=per_order.__getitem__)
+        parts = ", ".join(f"{name} {value:.1f}" for name, value in per_order.items())
+        return (
+            f"CPU us per order: {parts}; so at most {cores * 1_000_000 / total:,.0f} orders/s on "
+            f"{cores} cores, {1_000_000 / per_order[busiest]:,.0f} with the {busiest} at one core"
         )
 
 
