@@ -16,13 +16,17 @@ _QUANTUM = Decimal("0.0001")
 # Past 2**53 units a price no longer survives the trip through a double.
 MAX_UNITS = 2**53 - 1
 INT32_MAX = 2**31 - 1
-_LIMIT = float(MAX_UNITS)
+_FAST_LIMIT = float(2**37)
+"""Below 2**37 units (a price of about 13.7 million) ``price * 10000.0`` is within 0.00002 of 10,000
+times the price's shortest decimal (half an ulp of the price, times 10,000, plus half an ulp of the
+product), so a product more than 0.0001 from a tie rounds as the decimal does. Above it a true tie
+can land inside that margin (67117829.05195 * 10000.0 = 671178290519.4999...): the exact path."""
 
 
 def price_to_units(price: float) -> int | None:
     """Round a wire price to units (ties to even on its shortest repr); None if not finite or too large."""
     scaled = price * 10000.0
-    if -_LIMIT < scaled < _LIMIT:  # false for nan and inf too
+    if -_FAST_LIMIT < scaled < _FAST_LIMIT:  # false for nan and inf too
         nearest = round(scaled)
         if abs(scaled - nearest) < 0.4999:
             # Far from a tie: the binary product rounds as the decimal does.

@@ -41,6 +41,32 @@ def test_rounding_agrees_with_decimal_half_even_on_the_shortest_repr(price: floa
     assert price_to_units(price) == expected
 
 
+@pytest.mark.parametrize(
+    ("price", "units"),
+    [
+        # Exact ties on the shortest repr whose binary product lands just inside 0.5 of an integer.
+        (67117829.05195, 671178290520),
+        (99080944.19195, 990809441920),
+        (84065467.50345, 840654675034),
+    ],
+)
+def test_rounding_of_large_ties(price: float, units: int) -> None:
+    assert price_to_units(price) == units
+
+
+@given(
+    st.integers(0, (2**53 - 1) // 10**5),
+    st.integers(0, 9999),
+    st.booleans(),
+)
+def test_ties_round_to_even_at_every_magnitude(whole: int, fraction: int, negative: bool) -> None:
+    """Prices whose shortest repr ends in a 5 at the fifth decimal: random floats almost never are."""
+    text = f"{'-' if negative else ''}{whole}.{fraction:04d}5"
+    price = float(text)
+    expected = int(Decimal(repr(price)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN) * 10000)
+    assert price_to_units(price) == expected
+
+
 @given(st.integers(-(10**14), 10**14))
 def test_units_to_price_is_the_double_of_the_decimal(units: int) -> None:
     price = units_to_price(units)
