@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -309,6 +310,43 @@ def test_a_signal_stops_each_component_within_2_seconds(exchange: Exchange, sig:
             raise AssertionError(f"{name} still running {STOP_LIMIT:g} s after {sig.name}") from None
         assert code == 0, f"{name} exited with {code} on {sig.name}"
     _assert_closed(clients)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_signal_as_soon_as_it_accepts_still_exits_0(
+    tmp_path: Path, script: str, sig: signal.Signals
+) -> None:
+    """A component listens before its imports are done (app.launch): a signal in that window is
+    honoured once it runs, with status 0, not by the signal's default action."""
+    config = good_config(script, tmp_path, good_users(tmp_path))
+    port = config["listenOn"]["port"]
+    config_path = write_json(tmp_path / "config.json", config)
+    process = subprocess.Popen(
+        [console_script(script), "-c", str(config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + STOP_LIMIT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"{script} did not accept within {STOP_LIMIT:g} s"
+                time.sleep(0.005)
+        process.send_signal(sig)
+        try:
+            _, stderr = process.communicate(timeout=STOP_LIMIT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{script} still running {STOP_LIMIT:g} s after {sig.name}") from None
+        assert process.returncode == 0, f"{script} exited with {process.returncode} on {sig.name}: {stderr}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_components_stop_cleanly_in_either_order(exchange: Exchange) -> None:

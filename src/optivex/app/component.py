@@ -34,7 +34,6 @@ import asyncio
 import gc
 import inspect
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -45,7 +44,14 @@ from google.protobuf.message import DecodeError, Message
 from optivex.app.auth import NOT_LOGGED_IN, Authenticator
 from optivex.app.config import ComponentConfig, ConfigError, load_config
 from optivex.app.dependents import Dependency, Link, create_links
-from optivex.app.launch import LISTEN_BACKLOG, argument_parser, new_event_loop, notify_ready
+from optivex.app.launch import (
+    LISTEN_BACKLOG,
+    STOP_SIGNALS,
+    argument_parser,
+    new_event_loop,
+    notify_ready,
+    stop_requested,
+)
 from optivex.app.users import User, load_users
 from optivex.logsafe import loggable
 from optivex.net import BusyPoll, Connection
@@ -571,8 +577,10 @@ def setup_logging(name: str, config: ComponentConfig) -> logging.Logger:
 async def _serve_until_signalled(component: Component, sockets: Sequence[socket.socket]) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stopping.set)
+    if stop_requested():  # signalled while importing (app.launch): start, then stop at once
+        stopping.set()
     # Listen first: connecting to dependencies (and their replays) never delays accepting.
     servers = await component.serve(sockets)
     for link in component.links.values():

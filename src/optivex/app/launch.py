@@ -12,6 +12,11 @@ port in use) is left to the component, which reports it as it always does.
 Once serving, the component tells whoever started it that it is ready, by the systemd
 notification protocol: a datagram ``READY=1`` to the Unix socket named by ``$NOTIFY_SOCKET``
 (set by the deployment runner, or by systemd for a ``Type=notify`` service).
+
+From the moment it listens a component may be told to stop: SIGINT or SIGTERM during the
+imports is noted (`stop_requested`) and honoured as soon as the event loop runs, so the process
+still closes its connections and exits with status 0, as section 8 asks, rather than dying of
+the signal's default action.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -33,6 +39,8 @@ NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET"
 READY_MESSAGE = b"READY=1"
 LISTEN_BACKLOG = 1024
 """Connections the kernel queues for a component until it accepts them."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stop_requested: list[int] = []
 
 
 def argument_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
@@ -46,12 +54,23 @@ def launch(prog: str, target: str, description: str | None = None, argv: list[st
     """The main of a component: listen on its config's ``listenOn``, then import `target`
     (``"package.module:Class"``) and run it on those sockets; exits with its status."""
     args = argument_parser(prog, description).parse_args(argv)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _note_stop)
     sockets = listen_early(args.config)
     module_name, _, class_name = target.partition(":")
     from optivex.app.component import run_component
 
     cls = getattr(importlib.import_module(module_name), class_name)
     sys.exit(run_component(cls, argv, sockets))
+
+
+def _note_stop(signum: int, frame: object) -> None:
+    _stop_requested.append(signum)
+
+
+def stop_requested() -> bool:
+    """Whether SIGINT or SIGTERM came before the component's event loop took these signals over."""
+    return bool(_stop_requested)
 
 
 def listen_early(config_path: Path) -> list[socket.socket]:
