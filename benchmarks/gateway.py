@@ -91,8 +91,7 @@ ORDER_BOOK_PROTOCOL = PROTOCOLS["order_book"]
 HIGH_QUANTITY = 1_000_000_000_000
 """max_outstanding_quantity (user and instrument): far above anything a run leaves resting."""
 HIGH_AMOUNT = 1e11
-"""max_outstanding_amount: far above price x quantity of anything a run leaves resting (and within the
-gateway's largest amount, 2**53 - 1 units of 0.0001: about 9e11)."""
+"""max_outstanding_amount: far above price x quantity of anything a run leaves resting."""
 HIGH_ROLLING = 2_000_000_000
 """Every rolling limit (an int32): far above what `--limit-window` seconds of a run reach."""
 SETUP_TIMEOUT = 60.0

@@ -9,10 +9,12 @@ back into a double once, when a message is encoded.
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 UNITS_PER_ONE = 10_000
 _QUANTUM = Decimal("0.0001")
+_WIDE = Context(prec=330)
+"""Digits enough for any finite double to 4 decimals (at most 309 before the point): exact."""
 # Past 2**53 units a price no longer survives the trip through a double.
 MAX_UNITS = 2**53 - 1
 INT32_MAX = 2**31 - 1
@@ -35,13 +37,16 @@ def price_to_units(price: float) -> int | None:
 
 
 def _price_to_units_exact(price: float) -> int | None:
-    if not math.isfinite(price):
+    units = _units(price)
+    return units if units is not None and abs(units) <= MAX_UNITS else None
+
+
+def _units(value: float) -> int | None:
+    """``value`` rounded to units on its shortest repr, ties to even, at any size; None if not finite."""
+    if not math.isfinite(value):
         return None
-    try:
-        units = int(Decimal(repr(price)).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN) * UNITS_PER_ONE)
-    except InvalidOperation:
-        return None
-    return units if abs(units) <= MAX_UNITS else None
+    rounded = Decimal(repr(value)).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN, context=_WIDE)
+    return int(rounded.scaleb(4, context=_WIDE))
 
 
 def tick_to_units(tick_size: float) -> int | None:
@@ -56,20 +61,24 @@ def tick_to_units(tick_size: float) -> int | None:
 
 
 def units_to_price(units: int) -> float:
-    """The double nearest to units / 10000: IEEE division of exact integers rounds correctly."""
-    return units / 10000.0
+    """The double nearest to units / 10000, of any size: Python divides two ints correctly rounded
+    (``units / 10000.0`` would round twice once units pass 2**53)."""
+    return units / UNITS_PER_ONE
 
 
 def format_units(units: int) -> str:
     """Human form of a price in units, e.g. 123456 -> '12.3456'."""
-    return repr(units / 10000.0)
+    return repr(units_to_price(units))
 
 
 def amount_to_units(value: float) -> int | None:
-    """Units of a wire amount (a risk limit), rounded like a price; None if negative, NaN, inf or too big."""
+    """Units of a wire amount (a risk limit), rounded like a price, of any size (amounts are compared
+    as exact ints, never stored in a double's 53 bits); None if negative, NaN or inf."""
     if not value >= 0.0:  # false for nan too
         return None
-    return price_to_units(value)
+    if value < _FAST_LIMIT / UNITS_PER_ONE:
+        return price_to_units(value)
+    return _units(value)
 
 
 def format_amount(units: int) -> str:

@@ -236,6 +236,23 @@ def test_instrument_max_outstanding_amount(risk_limits: Exchange) -> None:
     breached(place(alice, "ABC", BUY, 0.01, 1), "max_outstanding_amount")
 
 
+def test_a_max_outstanding_amount_of_any_size_is_a_limit(risk_limits: Exchange) -> None:
+    """Only negative values are errors: amounts beyond a double's 53 bits of 0.0001 units (about 9e11)
+    are limits too, compared exactly."""
+    risk_limits.create_instrument("ABC", tick_size=0.0001)
+    alice = risk_limits.gateway("alice")
+    limit = 2_000_000_000_000.0  # 2e16 units
+    ok(set_instrument(alice, "ABC", max_outstanding_amount=limit))
+    assert get_instruments(alice) == {"ABC": rl.InstrumentRiskLimits(max_outstanding_amount=limit)}
+    ok(place(alice, "ABC", BUY, 1000.0, 1_999_999_999))  # 1,999,999,999,000
+    ok(place(alice, "ABC", BUY, 999.9999, 1))  # 1,999,999,999,999.9999
+    breached(place(alice, "ABC", BUY, 0.0002, 1), "max_outstanding_amount")  # 0.0001 over
+    ok(place(alice, "ABC", BUY, 0.0001, 1))  # at the limit
+    ok(set_instrument(alice, "ABC", max_outstanding_amount=1e300))
+    assert get_instruments(alice) == {"ABC": rl.InstrumentRiskLimits(max_outstanding_amount=1e300)}
+    ok(place(alice, "ABC", SELL, 90_000_000.0, 2_147_483_647))
+
+
 def test_order_quantity_rolling_limit(risk_limits: Exchange) -> None:
     risk_limits.create_instrument("ABC")
     risk_limits.create_instrument("DEF")

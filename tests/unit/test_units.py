@@ -74,6 +74,14 @@ def test_units_to_price_is_the_double_of_the_decimal(units: int) -> None:
     assert price_to_units(price) == units
 
 
+@pytest.mark.parametrize(
+    ("units", "price"),
+    [(10**304, 1e300), (2**53 + 1, 900719925474.0993), (3 * (2**53 + 1), 2702159776422.298)],
+)
+def test_units_to_price_rounds_once_past_2_to_the_53(units: int, price: float) -> None:
+    assert units_to_price(units) == price == float(str(Decimal(units) / 10000))
+
+
 def test_sent_price_is_the_shortest_decimal() -> None:
     assert repr(units_to_price(123456)) == "12.3456"
 
@@ -93,13 +101,24 @@ def test_invalid_ticks_are_rejected_not_rounded(tick: float) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "units"),
-    [(1000.0, 10_000_000), (0.0, 0), (-0.0, 0), (12.3456, 123456), (1.00005, 10000), (0.00004, 0)],
+    [
+        (1000.0, 10_000_000),
+        (0.0, 0),
+        (-0.0, 0),
+        (12.3456, 123456),
+        (1.00005, 10000),
+        (0.00004, 0),
+        (900719925474.0992, 2**53),  # past what a price may be: an amount has no such bound
+        (1e12, 10**16),
+        (1e300, 10**304),
+        (67117829.05195, 671178290520),
+    ],
 )
 def test_amount_to_units_rounds_like_a_price(amount: float, units: int) -> None:
     assert amount_to_units(amount) == units
 
 
-@pytest.mark.parametrize("amount", [-0.0001, -1.0, math.nan, math.inf, -math.inf, 1e300])
+@pytest.mark.parametrize("amount", [-0.0001, -1.0, -1e300, math.nan, math.inf, -math.inf])
 def test_amount_to_units_refuses_negative_and_unrepresentable(amount: float) -> None:
     assert amount_to_units(amount) is None
 

@@ -115,10 +115,8 @@ from optivex.risk.limits import (
 )
 from optivex.units import (
     INT32_MAX,
-    MAX_UNITS,
     UNITS_PER_ONE,
     amount_to_units,
-    format_units,
     price_to_units,
     units_to_price,
 )
@@ -156,10 +154,7 @@ def instrument_limits(message: rl.InstrumentRiskLimits) -> InstrumentLimits | st
     """
     amount = amount_to_units(message.max_outstanding_amount)
     if amount is None:
-        return (
-            f"max_outstanding_amount must be a finite number from 0 to {format_units(MAX_UNITS)}, "
-            f"not {message.max_outstanding_amount!r}"
-        )
+        return f"max_outstanding_amount must be a finite number >= 0, not {message.max_outstanding_amount!r}"
     quantity = None
     if message.HasField("order_quantity_rolling_limit"):
         quantity = _rolling(message.order_quantity_rolling_limit, 1)
