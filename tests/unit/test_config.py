@@ -142,3 +142,12 @@ def test_a_refusal_names_no_misspelling_of_a_key_that_is_there() -> None:
     with pytest.raises(ConfigError) as refused:
         parse_config(_config(logLevel="LOUD", loglevel="INFO"))
     assert "unknown key" not in str(refused.value)
+
+
+def test_ports_written_as_integral_numbers_are_ints() -> None:
+    """JSON Schema's "integer" admits 17100.0: valid, so it must work as 17100."""
+    config = parse_config(
+        _config(listenOn={"host": "127.0.0.1", "port": 17100.0}, connectTo={"x": {"host": "h", "port": 5.0}})
+    )
+    assert type(config.listen_on.port) is int and config.listen_on.port == 17100
+    assert type(config.connect_to["x"].port) is int and config.connect_to["x"].port == 5

@@ -73,10 +73,21 @@ def test_listen_early_listens_on_listen_on(tmp_path: Path) -> None:
             sock.close()
 
 
+def test_listen_early_takes_a_port_written_as_an_integral_number(tmp_path: Path) -> None:
+    port = _free_port()
+    sockets = listen_early(_config(tmp_path, {"host": "127.0.0.1", "port": float(port)}))
+    try:
+        assert [s.getsockname()[:2] for s in sockets] == [("127.0.0.1", port)]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 @pytest.mark.parametrize(
     "listen_on",
     [
         {"host": "127.0.0.1", "port": 70000},
+        {"host": "127.0.0.1", "port": 1.5},
         {"host": "127.0.0.1", "port": "1"},
         {"host": "127.0.0.1", "port": True},
         {"host": 127, "port": 1},

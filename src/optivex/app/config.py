@@ -113,10 +113,11 @@ def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
     return ComponentConfig(
         log_level=LOG_LEVELS[data["logLevel"]],
         log_directory=Path(data["logDirectory"]),
-        listen_on=Address(data["listenOn"]["host"], data["listenOn"]["port"]),
+        # int(): JSON Schema's "integer" admits 17100.0 too.
+        listen_on=Address(data["listenOn"]["host"], int(data["listenOn"]["port"])),
         data_file_path=Path(data["dataFilePath"]),
         auth_required=data.get("authRequired", default_auth),
-        connect_to={k: Address(v["host"], v["port"]) for k, v in data.get("connectTo", {}).items()},
+        connect_to={k: Address(v["host"], int(v["port"])) for k, v in data.get("connectTo", {}).items()},
         max_unsent_bytes=int(data.get("maxUnsentBytes", DEFAULT_MAX_UNSENT)),
         busy_poll_microseconds=None if busy_poll is None else int(busy_poll),
         raw=data,

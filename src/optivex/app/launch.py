@@ -108,6 +108,8 @@ def _listen_on(config_path: Path) -> tuple[str, int] | None:
         host, port = config["listenOn"]["host"], config["listenOn"]["port"]
     except (OSError, ValueError, TypeError, KeyError):
         return None
+    if type(port) is float and port.is_integer():  # JSON Schema's "integer" admits 17100.0 too
+        port = int(port)
     if not isinstance(host, str) or type(port) is not int or not 0 <= port <= 65535:
         return None
     return host, port
