@@ -365,7 +365,8 @@ async def main(target: int, window: int) -> None:
     rolling = rl.RollingWindowLimit(limit=2_000_000_000, window_in_seconds=100_000)
     for user in USERS:
         fc = FakeClient(user, window, run)
-        conn = gw._new_connection()
+        conn = gw.make_connection()
+        gw.connections.add(conn)
         e_c, e_s = pipe(loop, fc, conn)
         fc.end = e_c
         conn.connection_made(e_s)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from optivex.client import RequestFailed
+from optivex.client import ConnectionClosed, RequestFailed
 from optivex.deploy import Deployment, components_for_suite, console_script, load_deployment
 from optivex.deploy.runner import pick_free_ports
 from optivex.proto import admin_pb2, common_pb2
@@ -253,6 +253,30 @@ def test_the_order_book_busy_polls_unless_configured_not_to(tmp_path: Path) -> N
             assert isinstance(created, ob.CreateOrderBookResponse)
             log_files = deployment.provider("order_book").log_files()
             assert any(expected in f.read_text(encoding="utf-8") for f in log_files)
+
+
+def test_connections_past_max_connections_are_closed_and_the_others_served(tmp_path: Path) -> None:
+    spec = load_deployment(ROOT / "deployment_config.json").provider("order_book")
+    spec_here = spec.derive(config={"maxConnections": 2})
+    with Deployment([spec_here], tmp_path / "run") as deployment, Exchange(deployment) as ex:
+        first, second = ex.order_book(), ex.order_book()
+        for client in (first, second):
+            ok = client.request(ob.CreateOrderBookRequest(tick_size=0.01), check=True)
+            assert isinstance(ok, ob.CreateOrderBookResponse)
+        third = ex.order_book()
+        assert third.wait_closed(), "a connection past maxConnections stayed open"
+        assert first.request(ob.CreateOrderBookRequest(tick_size=0.01), check=True)
+        first.close()
+        # Once the order book has seen the close, a new connection is served again.
+        deadline = time.monotonic() + 3.0
+        while True:
+            try:
+                assert ex.order_book().request(ob.CreateOrderBookRequest(tick_size=0.01), check=True)
+                break
+            except ConnectionClosed:  # refused: the order book had not seen the close yet
+                assert time.monotonic() < deadline, "no connection served after one of the two closed"
+        logs = "".join(f.read_text(encoding="utf-8") for f in deployment.provider("order_book").log_files())
+        assert "refused a connection from 127.0.0.1" in logs and "maxConnections 2" in logs
 
 
 # ---------------------------------------------------------------- stopping

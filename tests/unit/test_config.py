@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from optivex.app.component import DESCRIPTOR_RESERVE, _fit_descriptors
 from optivex.app.config import (
+    DEFAULT_MAX_CONNECTIONS,
     KNOWN_KEYS,
     MAX_UNKNOWN_KEY_WARNINGS,
     ConfigError,
@@ -32,6 +35,7 @@ def test_a_config_of_known_keys_has_no_warning() -> None:
         connectTo={"order_book": {"host": "127.0.0.1", "port": 5}},
         authRequired=False,
         maxUnsentBytes=65536,
+        maxConnections=100,
         busyPollMicroseconds=0,
         admins=["a"],
     )
@@ -151,3 +155,48 @@ def test_ports_written_as_integral_numbers_are_ints() -> None:
     )
     assert type(config.listen_on.port) is int and config.listen_on.port == 17100
     assert type(config.connect_to["x"].port) is int and config.connect_to["x"].port == 5
+
+
+def test_max_connections_defaults_and_must_be_positive() -> None:
+    assert parse_config(_config()).max_connections == DEFAULT_MAX_CONNECTIONS
+    assert parse_config(_config(maxConnections=3)).max_connections == 3
+    with pytest.raises(ConfigError, match="maxConnections"):
+        parse_config(_config(maxConnections=0))
+
+
+class _Limits:
+    """resource.getrlimit/setrlimit of a process whose open-file limits are (soft, hard)."""
+
+    def __init__(self, soft: int, hard: int, refuse: bool = False) -> None:
+        self.limits = (soft, hard)
+        self.refuse = refuse
+
+    def get(self, which: int) -> tuple[int, int]:
+        return self.limits
+
+    def set(self, which: int, limits: tuple[int, int]) -> None:
+        if self.refuse:
+            raise ValueError("not allowed")
+        self.limits = limits
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "refuse", "fitting", "soft_after"),
+    [
+        (1024, 1_048_576, False, 10_000, 10_000 + DESCRIPTOR_RESERVE),  # raised to what is needed
+        (1024, 4096, False, 4096 - DESCRIPTOR_RESERVE, 4096),  # raised to the hard limit, lowered
+        (1024, 1_048_576, True, 1024 - DESCRIPTOR_RESERVE, 1024),  # cannot be raised: lowered
+        (65536, 65536, False, 10_000, 65536),  # enough already: untouched
+    ],
+)
+def test_max_connections_fit_the_limit_of_open_files(
+    monkeypatch: pytest.MonkeyPatch, soft: int, hard: int, refuse: bool, fitting: int, soft_after: int
+) -> None:
+    import resource
+
+    limits = _Limits(soft, hard, refuse)
+    monkeypatch.setattr(resource, "getrlimit", limits.get)
+    monkeypatch.setattr(resource, "setrlimit", limits.set)
+    log = logging.getLogger("test_max_connections")
+    assert _fit_descriptors(10_000, log) == fitting
+    assert limits.limits == (soft_after, hard)

@@ -31,6 +31,7 @@ script enters through `optivex.app.launch`, which listens before importing it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import inspect
 import logging
@@ -68,6 +69,10 @@ INTERNAL_ERROR = "internal error; the request was not carried out"
 MAX_COMPLAINTS_PER_CONNECTION = 10
 """Complaints about one connection's requests that are logged (see Component.complain); later
 ones are only counted, and their number logged when the connection closes."""
+REFUSALS_LOGGED_EVERY = 10.0
+"""Seconds between log lines about connections refused past maxConnections (the first at once)."""
+DESCRIPTOR_RESERVE = 256
+"""File descriptors kept for what is not a client connection (links, logs, listening sockets)."""
 
 # The states of a Reply.
 _OPEN = 0
@@ -275,6 +280,18 @@ class Reply:
 _new_reply = object.__new__
 
 
+class _Refusal(asyncio.Protocol):
+    """A connection past the component's max_connections: closed as soon as it is accepted."""
+
+    def __init__(self, component: Component) -> None:
+        self._component = component
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self._component._refuse(f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
+        transport.close()
+
+
 def handles(request: type[Message]) -> Callable[[F], F]:
     """Mark a method as the handler of one request message class."""
 
@@ -308,6 +325,11 @@ class Component:
         self._complaints: dict[Connection, int] = {}
         """Complaints so far about each connection that had any."""
         self._max_unsent = config.max_unsent_bytes
+        self.max_connections = config.max_connections
+        """Client connections served at once (run_component may lower it to the descriptor limit)."""
+        self._refused = 0
+        """Connections refused past max_connections since the last log line about them."""
+        self._refusals_logging: asyncio.TimerHandle | None = None
         busy_poll = config.busy_poll_microseconds
         self.busy_poll_microseconds = self.default_busy_poll_microseconds if busy_poll is None else busy_poll
         self._busy_poll: BusyPoll | None = None
@@ -370,10 +392,46 @@ class Component:
 
     # FrameHandler -----------------------------------------------------
 
-    def _new_connection(self) -> Connection:
-        conn = Connection(self, self.log, max_unsent=self._max_unsent, busy_poll=self._busy_poll)
+    def _new_connection(self) -> asyncio.Protocol:
+        if len(self.connections) >= self.max_connections:
+            return _Refusal(self)
+        conn = self.make_connection()
         self.connections.add(conn)
         return conn
+
+    def make_connection(self) -> Connection:
+        """Hook: the Connection serving a newly accepted client (info sets bounds of its own)."""
+        return Connection(self, self.log, max_unsent=self._max_unsent, busy_poll=self._busy_poll)
+
+    def _refuse(self, peer: str) -> None:
+        """A connection past max_connections is being closed: logged at once, then once per
+        REFUSALS_LOGGED_EVERY seconds while more come, with their count."""
+        if self._refusals_logging is None:
+            self.log.warning(
+                "refused a connection from %s: %d connections open, maxConnections %d",
+                peer,
+                len(self.connections),
+                self.max_connections,
+            )
+            loop = asyncio.get_running_loop()
+            self._refusals_logging = loop.call_later(REFUSALS_LOGGED_EVERY, self._log_refusals)
+        else:
+            self._refused += 1
+
+    def _log_refusals(self) -> None:
+        refused, self._refused = self._refused, 0
+        if not refused:
+            self._refusals_logging = None
+            return
+        self.log.warning(
+            "refused %d more connections in %g s: %d connections open, maxConnections %d",
+            refused,
+            REFUSALS_LOGGED_EVERY,
+            len(self.connections),
+            self.max_connections,
+        )
+        loop = asyncio.get_running_loop()
+        self._refusals_logging = loop.call_later(REFUSALS_LOGGED_EVERY, self._log_refusals)
 
     def frame_received(self, conn: Connection, msg_type: int, payload: bytes) -> None:
         route = self._routes.get(msg_type)
@@ -626,6 +684,36 @@ async def _stop(component: Component) -> None:
             await link.stop()
 
 
+def _fit_descriptors(connections: int, log: logging.Logger) -> int:
+    """Raise the process's soft limit of open files towards `connections` + DESCRIPTOR_RESERVE (at most
+    to its hard limit); returns the connections that fit, logging when that is fewer."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: no such limit to raise
+        return connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + DESCRIPTOR_RESERVE
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the limit of open files from %d to %d: %s", soft, wanted, exc)
+    if soft == resource.RLIM_INFINITY or soft - DESCRIPTOR_RESERVE >= connections:
+        return connections
+    fitting = max(1, soft - DESCRIPTOR_RESERVE)
+    log.warning(
+        "maxConnections %d lowered to %d: the process may open %d files, %d kept for links and logs",
+        connections,
+        fitting,
+        soft,
+        DESCRIPTOR_RESERVE,
+    )
+    return fitting
+
+
 def run_component(
     cls: type[Component], argv: list[str] | None = None, sockets: Sequence[socket.socket] = ()
 ) -> int:
@@ -645,6 +733,7 @@ def run_component(
         log.info("%s starting with config %s (%d users)", cls.name, args.config, len(users))
         for warning in config.warnings:  # config.py cannot log: logging is set up from the config
             log.warning("%s", warning)
+        config = dataclasses.replace(config, max_connections=_fit_descriptors(config.max_connections, log))
         try:
             component = cls(config, users, log)
             with asyncio.Runner(loop_factory=new_event_loop) as runner:

@@ -25,6 +25,9 @@ LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARN
 KNOWN_KEYS = (*property_names(COMPONENT_CONFIG), *property_names(OPTIVEX_CONFIG))
 """The top-level keys of a component config that mean something: the contract's, then Optivex's."""
 
+DEFAULT_MAX_CONNECTIONS = 10_000
+"""Client connections a component serves at once unless its config says (``maxConnections``)."""
+
 MAX_UNKNOWN_KEY_WARNINGS = 10
 """At most this many unknown keys are warned about one by one; one more warning counts the rest."""
 
@@ -53,6 +56,7 @@ class ComponentConfig:
     auth_required: bool
     connect_to: dict[str, Address] = field(default_factory=dict)
     max_unsent_bytes: int = DEFAULT_MAX_UNSENT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     busy_poll_microseconds: int | None = None
     """None: the component's default."""
     raw: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +123,7 @@ def parse_config(data: Any, default_auth: bool = True) -> ComponentConfig:
         auth_required=data.get("authRequired", default_auth),
         connect_to={k: Address(v["host"], int(v["port"])) for k, v in data.get("connectTo", {}).items()},
         max_unsent_bytes=int(data.get("maxUnsentBytes", DEFAULT_MAX_UNSENT)),
+        max_connections=int(data.get("maxConnections", DEFAULT_MAX_CONNECTIONS)),
         busy_poll_microseconds=None if busy_poll is None else int(busy_poll),
         raw=data,
         warnings=tuple(unknown_keys(data)),

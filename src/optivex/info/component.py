@@ -178,7 +178,7 @@ class InfoComponent(Component):
         """Per connection, the completion of its latest subscribe/unsubscribe in progress (``_in_turn``)."""
         self._settle_scheduled = False
 
-    def _new_connection(self) -> Connection:
+    def make_connection(self) -> Connection:
         conn = Connection(
             self,
             self.log,
@@ -187,7 +187,6 @@ class InfoComponent(Component):
             busy_poll=self._busy_poll,
         )
         conn.on_drain = partial(self.fanout.drained, conn)
-        self.connections.add(conn)
         return conn
 
     # the feed (FeedListener) ---------------------------------------------
