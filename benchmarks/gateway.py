@@ -40,8 +40,8 @@ b. load: 4 client processes (multiprocessing "spawn"), one per user, each
 
 Components run with their configs from deployment_config.json, so with their
 default busy polling after each read (the order book's 200 us; the gateway's 0
-when this was written: it sleeps in epoll); `--gateway-busy-poll-us` sets the
-gateway's `busyPollMicroseconds`.
+when this was written: it sleeps in epoll); `--gateway-busy-poll-us` and
+`--order-book-busy-poll-us` set the gateway's and the order book's `busyPollMicroseconds`.
 `--direct-only` runs the direct halves alone, on the order book and admin (no
 gateway in the deployment).
 
@@ -546,6 +546,11 @@ def main() -> None:
     parser.add_argument(
         "--gateway-busy-poll-us", type=int, help="the gateway's busyPollMicroseconds (default: its config's)"
     )
+    parser.add_argument(
+        "--order-book-busy-poll-us",
+        type=int,
+        help="the order book's busyPollMicroseconds (default: its config's)",
+    )
     parser.add_argument("--direct-only", action="store_true", help="no gateway: the direct halves alone")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args()
@@ -560,6 +565,9 @@ def main() -> None:
         if args.gateway_busy_poll_us is not None:
             override = {"busyPollMicroseconds": args.gateway_busy_poll_us}
             specs = [s.derive(config=override) if "execution" in s.protocols else s for s in specs]
+        if args.order_book_busy_poll_us is not None:
+            override = {"busyPollMicroseconds": args.order_book_busy_poll_us}
+            specs = [s.derive(config=override) if "order_book" in s.protocols else s for s in specs]
         deployment = Deployment(specs, tmp, start_timeout=COMPONENT_START_TIMEOUT)
         stack.enter_context(deployment.start())
         book = create_instrument(*deployment.address("admin"))

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 
+import pytest
+
 from optivex.app.config import parse_config
 from optivex.net import BusyPoll
 from optivex.orderbook.component import OrderBookComponent
@@ -50,6 +52,20 @@ def test_activity_extends_the_window_without_a_second_poller() -> None:
         assert time.monotonic() - started >= 0.008
 
     asyncio.run(run())
+
+
+def test_each_poll_yields_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A polling loop gives its CPU to any process ready to run (a woken client) at every poll."""
+    yields: list[None] = []
+    monkeypatch.setattr("optivex.net.busy_poll.os.sched_yield", lambda: yields.append(None))
+
+    async def run() -> None:
+        poll = BusyPoll(asyncio.get_running_loop(), 0.002)
+        poll.activity()
+        await _until_idle(poll)
+
+    asyncio.run(run())
+    assert yields, "busy polling never yielded the CPU"
 
 
 def test_activity_after_polling_stopped_starts_it_again() -> None:

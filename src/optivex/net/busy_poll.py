@@ -11,11 +11,14 @@ makes it poll the sockets with a zero timeout instead of sleeping; a request
 arriving meanwhile is picked up at once. When nothing arrives for `window`
 the loop sleeps again: an idle component uses no CPU. The price is up to one
 core while a client trades steadily, the usual trade of a matching engine.
+Each poll yields the CPU (``sched_yield``) to any process ready to run on it,
+so polling only ever uses time nobody else wants.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from time import monotonic
 
 
@@ -45,6 +48,10 @@ class BusyPoll:
     def _poll(self) -> None:
         # A ready callback makes the loop's next poll return at once.
         if monotonic() < self._until:
+            # A polling process must not keep a woken peer off the CPU: on 2 cores a client, the
+            # gateway and the order book all polling or running would queue the one whose response
+            # is ready behind a spinner (measured: gateway p99 2.6-2.9x direct, 1.7-2.0x yielding).
+            os.sched_yield()
             self._loop.call_soon(self._poll)
         else:
             self._polling = False
