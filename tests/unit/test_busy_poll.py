@@ -57,7 +57,7 @@ def test_activity_extends_the_window_without_a_second_poller() -> None:
 def test_each_poll_yields_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """A polling loop gives its CPU to any process ready to run (a woken client) at every poll."""
     yields: list[None] = []
-    monkeypatch.setattr("optivex.net.busy_poll.os.sched_yield", lambda: yields.append(None))
+    monkeypatch.setattr("optivex.net.busy_poll._sched_yield", lambda: yields.append(None))
 
     async def run() -> None:
         poll = BusyPoll(asyncio.get_running_loop(), 0.002)
