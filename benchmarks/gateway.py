@@ -39,9 +39,9 @@ b. load: 4 client processes (multiprocessing "spawn"), one per user, each
    busiest component, one process, at a whole core).
 
 Components run with their configs from deployment_config.json, so with their
-default busy polling after each read (the order book's 200 us; the gateway's 0
-when this was written: it sleeps in epoll); `--gateway-busy-poll-us` and
-`--order-book-busy-poll-us` set the gateway's and the order book's `busyPollMicroseconds`.
+default busy polling after each read (200 us in the order book and in the
+gateway); `--gateway-busy-poll-us` and `--order-book-busy-poll-us` set the
+gateway's and the order book's `busyPollMicroseconds`.
 `--direct-only` runs the direct halves alone, on the order book and admin (no
 gateway in the deployment).
 
@@ -562,12 +562,13 @@ def main() -> None:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         config = load_deployment(default_deployment_path())
         specs = components_for_suite(config, "order_book" if args.direct_only else "risk_limits")
-        if args.gateway_busy_poll_us is not None:
-            override = {"busyPollMicroseconds": args.gateway_busy_poll_us}
-            specs = [s.derive(config=override) if "execution" in s.protocols else s for s in specs]
-        if args.order_book_busy_poll_us is not None:
-            override = {"busyPollMicroseconds": args.order_book_busy_poll_us}
-            specs = [s.derive(config=override) if "order_book" in s.protocols else s for s in specs]
+        for protocol, busy_poll in (
+            ("execution", args.gateway_busy_poll_us),
+            ("order_book", args.order_book_busy_poll_us),
+        ):
+            if busy_poll is not None:
+                override = {"busyPollMicroseconds": busy_poll}
+                specs = [s.derive(config=override) if protocol in s.protocols else s for s in specs]
         deployment = Deployment(specs, tmp, start_timeout=COMPONENT_START_TIMEOUT)
         stack.enter_context(deployment.start())
         book = create_instrument(*deployment.address("admin"))

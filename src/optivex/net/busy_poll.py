@@ -12,7 +12,7 @@ arriving meanwhile is picked up at once. When nothing arrives for `window`
 the loop sleeps again: an idle component uses no CPU. The price is up to one
 core while a client trades steadily, the usual trade of a matching engine.
 Each poll yields the CPU (``sched_yield``) to any process ready to run on it,
-so polling only ever uses time nobody else wants.
+so a polling component gives way to a woken client instead of keeping it queued.
 """
 
 from __future__ import annotations
